@@ -1,0 +1,168 @@
+//! `flashc bench`: a summary table measured in one run, so that ratios are meaningful on a noisy
+//! shared machine: each model at several batch sizes and ISA tiers, as ns per sample, as % of the
+//! single-core FMA peak measured in the same run, and against the scikinC-style baseline.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use runtime::{Model, Tier};
+
+use crate::baseline;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Models to benchmark (default: the Lamarr-like demo models).
+    #[arg(long = "model", value_name = "NAME")]
+    models: Vec<String>,
+    /// Batch sizes (rows per call).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 64, 1024])]
+    batch: Vec<usize>,
+    /// ISA tiers: `all`, `active`, or a list such as `avx2,portable`.
+    #[arg(long, default_value = "active")]
+    tier: String,
+    /// Time spent measuring each cell (seconds), split into repetitions.
+    #[arg(long, default_value_t = 0.4)]
+    seconds: f64,
+    /// Skip the scikinC-style baseline.
+    #[arg(long)]
+    no_baseline: bool,
+}
+
+/// The models benchmarked when none is named.
+pub const DEMO_MODELS: [&str; 3] = ["tracking_acceptance", "tracking_resolution", "pid_gan"];
+
+/// Per-cell timing: the minimum and the median over repetitions, in ns per sample.
+#[derive(Clone, Copy)]
+struct Timing {
+    min: f64,
+    median: f64,
+}
+
+/// Times `f` (which processes `rows` samples per call): a warm-up, then repetitions of enough calls
+/// to last about `budget / REPS` each.
+fn time_per_sample(rows: usize, budget: Duration, mut f: impl FnMut()) -> Timing {
+    const REPS: usize = 7;
+    let warm = Instant::now();
+    let mut calls = 0u64;
+    while warm.elapsed() < budget / 10 || calls < 3 {
+        f();
+        calls += 1;
+    }
+    let per_call = warm.elapsed().as_secs_f64() / calls as f64;
+    let calls_per_rep = ((budget.as_secs_f64() / REPS as f64) / per_call).ceil().max(1.0) as u64;
+    let mut samples: Vec<f64> = (0..REPS)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..calls_per_rep {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e9 / (calls_per_rep as f64 * rows as f64)
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    Timing { min: samples[0], median: samples[REPS / 2] }
+}
+
+/// Deterministic, plausible inputs: a cheap integer hash mapped to [-2, 2).
+fn filler(n: usize, salt: u64) -> Vec<f32> {
+    (0..n as u64)
+        .map(|i| {
+            let mut z = (i ^ salt.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            z ^= z >> 31;
+            z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z ^= z >> 29;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect()
+}
+
+fn find(name: &str) -> Result<&'static dyn Model> {
+    match generated::by_name(name) {
+        Some(m) => Ok(m),
+        None => {
+            let known: Vec<_> = generated::MODELS.iter().map(|m| m.info().name).collect();
+            bail!("no embedded model named {name:?}; embedded models: {}", known.join(", "))
+        }
+    }
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let names: Vec<String> = if args.models.is_empty() {
+        DEMO_MODELS.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.models.clone()
+    };
+    let models = names.iter().map(|n| find(n)).collect::<Result<Vec<_>>>()?;
+    let tiers = crate::parse_tiers(&args.tier)?;
+    if args.batch.iter().any(|&b| b == 0) {
+        bail!("--batch sizes must be at least 1");
+    }
+    let budget = Duration::from_secs_f64(args.seconds.max(0.01));
+
+    println!("flashc bench — one run; times are ns per sample (min / median of 7 repetitions)");
+    let mut peaks = Vec::new();
+    for &tier in &tiers {
+        let peak = runtime::peak::fma_peak_gflops(tier);
+        println!("measured single-core FMA peak, {tier}: {peak:.1} GFLOP/s");
+        peaks.push(peak);
+    }
+    println!();
+    println!(
+        "| model | tier | batch | ns/sample (min) | ns/sample (median) | GFLOP/s | % of FMA peak | scikinC-style ns/sample | speed-up |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+
+    for model in &models {
+        let info = model.info();
+        let max_batch = args.batch.iter().copied().max().unwrap_or(1);
+        let inputs = filler(max_batch * info.n_inputs, 1);
+        let noise = filler(max_batch * info.n_noise, 2);
+        let mut out = vec![0f32; max_batch * info.n_outputs];
+        // The baseline is one row per call, whatever the batch: time it once per model.
+        let base = if args.no_baseline {
+            None
+        } else {
+            baseline::find(info.name).map(|f| {
+                let mut row_out = vec![0f32; info.n_outputs];
+                let mut row = 0usize;
+                time_per_sample(1, budget, || {
+                    let r = row % max_batch;
+                    row += 1;
+                    f.call(
+                        &mut row_out,
+                        &inputs[r * info.n_inputs..(r + 1) * info.n_inputs],
+                        &noise[r * info.n_noise..(r + 1) * info.n_noise],
+                    );
+                    black_box(&row_out);
+                })
+            })
+        };
+        for (&tier, &peak) in tiers.iter().zip(&peaks) {
+            for &batch in &args.batch {
+                let (i, z, o) = (
+                    &inputs[..batch * info.n_inputs],
+                    &noise[..batch * info.n_noise],
+                    &mut out[..batch * info.n_outputs],
+                );
+                let t = time_per_sample(batch, budget, || {
+                    model.run_on(tier, black_box(i), black_box(z), o).expect("sizes are consistent");
+                    black_box(&*o);
+                });
+                let gflops = 2.0 * info.macs_per_row as f64 / t.min;
+                let (b, speedup) = match base {
+                    Some(b) => (format!("{:.0}", b.min), format!("{:.0}×", b.min / t.min)),
+                    None => ("—".into(), "—".into()),
+                };
+                println!(
+                    "| {} | {tier} | {batch} | {:.1} | {:.1} | {gflops:.1} | {:.0} % | {b} | {speedup} |",
+                    info.name,
+                    t.min,
+                    t.median,
+                    100.0 * gflops / peak
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! `flashc`: compile flash-simulation models to native code, and run them.
+
+mod baseline;
+mod bench;
+mod compile;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use runtime::Tier;
+
+#[derive(Parser)]
+#[command(name = "flashc", version, about = "Compile flash-simulation models to native code, and run them")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Benchmark the embedded models: ns per sample, % of the measured FMA peak, and the
+    /// speed-up over a scikinC-style scalar C build of the same weights.
+    Bench(bench::Args),
+    /// List the models embedded in this binary.
+    Models,
+    /// Load and validate a model spec, then print what it computes.
+    Inspect {
+        /// The model spec (`NAME.json`; the weights file is named inside it).
+        spec: PathBuf,
+    },
+    /// Print the ISA tiers this machine supports and the one in use (`FLASHC_ISA` forces one).
+    Isa,
+    /// Compile model specs into a shared or static library with a scikinC-compatible C ABI
+    /// and a C/C++ header (docs/c-abi.md).
+    Compile(compile::Args),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Bench(args) => bench::run(&args),
+        Command::Compile(args) => compile::run(&args),
+        Command::Models => {
+            println!("{:<24} {:>7} {:>6} {:>8} {:>12}  source", "name", "inputs", "noise", "outputs", "MAC/row");
+            for m in generated::MODELS {
+                let i = m.info();
+                println!(
+                    "{:<24} {:>7} {:>6} {:>8} {:>12}  {}",
+                    i.name, i.n_inputs, i.n_noise, i.n_outputs, i.macs_per_row, i.source
+                );
+            }
+            Ok(())
+        }
+        Command::Inspect { spec } => {
+            let model = transpiler::load(&spec).with_context(|| format!("inspecting {}", spec.display()))?;
+            println!("{model}");
+            Ok(())
+        }
+        Command::Isa => {
+            let supported = runtime::isa::supported();
+            println!("active: {}", runtime::isa::active());
+            let names: Vec<_> = supported.iter().map(|t| t.name()).collect();
+            println!("supported: {}", names.join(", "));
+            Ok(())
+        }
+    }
+}
+
+/// Parses a tier list: `all` (every supported tier), `active`, or comma-separated names.
+pub(crate) fn parse_tiers(s: &str) -> Result<Vec<Tier>> {
+    match s {
+        "all" => Ok(runtime::isa::supported()),
+        "active" => Ok(vec![runtime::isa::active()]),
+        _ => s
+            .split(',')
+            .map(|name| {
+                let tier = Tier::parse(name.trim()).with_context(|| {
+                    format!("unknown ISA tier {name:?}; expected avx512, avx2, neon, portable, all or active")
+                })?;
+                if !tier.is_supported() {
+                    bail!("ISA tier {tier} is not supported on this machine (run `flashc isa`)");
+                }
+                Ok(tier)
+            })
+            .collect(),
+    }
+}
