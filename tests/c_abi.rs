@@ -106,7 +106,8 @@ fn build(staticlib: bool) -> Lib {
     };
     let _ = std::fs::remove_file(&lib);
     let crate_dir = w.join("crate");
-    let mut args: Vec<String> = specs();
+    let mut args: Vec<String> = vec!["compile".into()];
+    args.extend(specs());
     for a in ["-o", lib.to_str().unwrap(), "--header", header.to_str().unwrap(), "--crate", crate_dir.to_str().unwrap(), "-q"] {
         args.push(a.into());
     }
@@ -268,7 +269,10 @@ fn shared_library_called_from_c_like_sqlamarr_matches_rust_and_fixtures() {
         let err = max_scaled_error(&row, &f.outputs, f.rows, info.n_outputs);
         println!("{:<24} {} rows through dlopen/dlsym: identical to Rust; max error vs fixture {err:.2e} of column std", info.name, f.rows);
         if err > TOLERANCE {
-            failures.push(format!("{}: max error {err:.2e} > {TOLERANCE:e}", info.name));
+            failures.push(format!(
+                "{}: max error {err:.2e} > {TOLERANCE:e} of the column std; the C ABI is bit-identical to the Rust API, so this is the compiled model's accuracy (tests/fixtures.rs)",
+                info.name
+            ));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

@@ -227,18 +227,28 @@ fn run(tier: Tier, d: &Dense, rows: usize, x: &[f32], xs: usize, y: &mut [f32], 
 #[inline(always)]
 unsafe fn drive<S: Simd, const R: usize, const C: usize, const CS: usize>(c: Ctx, rows: usize) {
     let nvec = n_panels(c.d.n_out) * PANEL / S::LANES;
+    // Tiles of whole row blocks (about 24 rows): for each group of vector columns, sweep the
+    // tile's row blocks while that group's weights stay in L1; then the tile's epilogue.
+    let tile = (24 / R).max(1) * R;
     let mut r0 = 0;
     while r0 + R <= rows {
+        let t_end = r0 + ((rows - r0) / R).min(tile / R) * R;
         let mut v0 = 0;
-        while v0 + C <= nvec {
-            block::<S, R, C>(c, r0, v0);
-            v0 += C;
+        while v0 < nvec {
+            let n = C.min(nvec - v0);
+            let mut rb = r0;
+            while rb < t_end {
+                if n == C {
+                    block::<S, R, C>(c, rb, v0);
+                } else {
+                    block_cols::<S, R>(c, rb, v0, n);
+                }
+                rb += R;
+            }
+            v0 += n;
         }
-        if v0 < nvec {
-            block_cols::<S, R>(c, r0, v0, nvec - v0);
-        }
-        epilogue::<S>(c, r0, R);
-        r0 += R;
+        epilogue::<S>(c, r0, t_end - r0);
+        r0 = t_end;
     }
     while r0 < rows {
         let mut v0 = 0;
@@ -322,10 +332,12 @@ unsafe fn block<S: Simd, const R: usize, const C: usize>(c: Ctx, r0: usize, v0: 
 /// Activation and residual-after-activation over `n` finished rows starting at `r0`.
 #[inline(always)]
 unsafe fn epilogue<S: Simd>(c: Ctx, r0: usize, n: usize) {
-    let d = c.d;
-    let width = n_panels(d.n_out) * PANEL;
-    let skip_act = matches!(d.act, Activation::Linear | Activation::Softmax);
-    if skip_act && d.residual != Residual::AfterAct {
+    // Copies, so the compiler sees them loop-invariant (stores to `y` cannot change them).
+    let (act, residual, n_out) = (c.d.act, c.d.residual, c.d.n_out);
+    let width = n_panels(n_out) * PANEL;
+    let skip_act = matches!(act, Activation::Linear | Activation::Softmax);
+    let after = residual == Residual::AfterAct;
+    if skip_act && !after {
         return;
     }
     for row in r0..r0 + n {
@@ -334,10 +346,10 @@ unsafe fn epilogue<S: Simd>(c: Ctx, r0: usize, n: usize) {
         while col < width {
             let mut v = S::load(y.add(col));
             if !skip_act {
-                v = act_v::<S>(&d.act, v);
+                v = act_v::<S>(&act, v);
             }
-            if d.residual == Residual::AfterAct {
-                v = S::add(v, load_partial::<S>(c.r.add(row * c.rs), col, d.n_out));
+            if after {
+                v = S::add(v, load_partial::<S>(c.r.add(row * c.rs), col, n_out));
             }
             S::store(y.add(col), v);
             col += S::LANES;

@@ -5,7 +5,7 @@
  *       Runs ROWS rows row by row and in one batch, writes both outputs (raw little-endian f32),
  *       checks the error codes, in-place calls and metadata, and prints what it found.
  *   sqlamarr_like bench SECONDS LIB NAME N_IN N_NOISE N_OUT BATCH ROWS IN.f32 NOISE.f32 [...]
- *       Per group of 10 arguments: times NAME from LIB (BATCH 0: the row function, one call per
+ *       Per group of 9 arguments: times NAME from LIB (BATCH 0: the row function, one call per
  *       row; BATCH > 0: NAME_batch over BATCH rows per call) cycling over ROWS rows, and prints
  *       "bench NAME BATCH min_ns median_ns" per row. Sizes are given because a scikinC library has
  *       no metadata functions.
@@ -194,12 +194,12 @@ static volatile float sink;
 static int bench(int argc, char** argv) {
     double seconds;
     int g;
-    if (argc < 3 || (argc - 3) % 10 != 0) {
+    if (argc < 3 || (argc - 3) % 9 != 0) {
         fprintf(stderr, "usage: %s bench SECONDS [LIB NAME N_IN N_NOISE N_OUT BATCH ROWS IN NOISE]...\n", argv[0]);
         return 2;
     }
     seconds = atof(argv[2]);
-    for (g = 3; g < argc; g += 10) {
+    for (g = 3; g < argc; g += 9) {
         enum { REPS = 7 };
         void* h = handle_or_die(argv[g]);
         const char* name = argv[g + 1];

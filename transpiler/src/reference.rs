@@ -250,13 +250,14 @@ fn eval_op(op: &Op, get: &dyn Fn(&str) -> Result<Vec<f64>, String>) -> Result<Ve
         Op::Decorrelate {
             input,
             direction,
+            columns,
             matrix,
             mean,
         } => {
             let x = get(input)?;
             let n = x.len();
-            let m = f(matrix);
-            let mean = mean.as_ref().map(f).unwrap_or_else(|| vec![0.0; n]);
+            let (m, mean) = crate::ir::decorrelate_full_width(n, columns, matrix, mean);
+            let mean = mean.unwrap_or_else(|| vec![0.0; n]);
             match direction {
                 Direction::Forward => (0..n)
                     .map(|j| {

@@ -580,22 +580,10 @@ impl Fields<'_> {
                 let columns = self.columns();
                 let matrix = self.tensor("matrix", "tensor [n, n]");
                 let mean = self.opt_tensor("mean", "tensor [n]");
-                if let Some(Some(cols)) = &columns {
-                    if !cols.iter().enumerate().all(|(i, c)| i == *c)
-                        || matrix
-                            .as_ref()
-                            .is_some_and(|m| m.shape.first() != Some(&cols.len()))
-                    {
-                        self.problem(
-                            "decorrelate applies to whole rows; a column subset is not supported"
-                                .into(),
-                            "omit \"columns\", and route the columns with concat before the node",
-                        );
-                    }
-                }
                 Op::Decorrelate {
                     input: input?,
                     direction: direction?,
+                    columns: columns?,
                     matrix: matrix?,
                     mean: mean?,
                 }

@@ -261,10 +261,11 @@ pub enum Op {
         columns: Option<Vec<usize>>,
         scale: f64,
     },
-    /// `(x - mean) · matrix` over the whole row (inverse uses the matrix inverse).
+    /// `(x - mean) · matrix` on `columns` (all when `None`); the inverse uses the matrix inverse.
     Decorrelate {
         input: String,
         direction: Direction,
+        columns: Option<Vec<usize>>,
         matrix: Tensor,
         mean: Option<Tensor>,
     },
@@ -381,3 +382,37 @@ pub const RUST_KEYWORDS: &[&str] = &[
     "use", "where", "while", "abstract", "become", "box", "do", "final", "macro", "override",
     "priv", "try", "typeof", "unsized", "virtual", "yield",
 ];
+
+/// A decorrelation over the full row of width `width`, in f64: the `[k, k]` matrix of a node
+/// acting on `columns` embedded into a `[width, width]` one, with the identity on the pass-through
+/// columns and a zero mean there. Exact: a pass-through column gets `1·x` plus exact zeros.
+pub fn decorrelate_full_width(
+    width: usize,
+    columns: &Option<Vec<usize>>,
+    matrix: &Tensor,
+    mean: &Option<Tensor>,
+) -> (Vec<f64>, Option<Vec<f64>>) {
+    let cols: Vec<usize> = columns.clone().unwrap_or_else(|| (0..width).collect());
+    let k = cols.len();
+    let mut full = vec![0.0f64; width * width];
+    for c in (0..width).filter(|c| !cols.contains(c)) {
+        full[c * width + c] = 1.0;
+    }
+    for (a, &ca) in cols.iter().enumerate() {
+        for (b, &cb) in cols.iter().enumerate() {
+            if let (Some(slot), Some(&v)) = (full.get_mut(ca * width + cb), matrix.data.get(a * k + b)) {
+                *slot = f64::from(v);
+            }
+        }
+    }
+    let mean = mean.as_ref().map(|t| {
+        let mut m = vec![0.0f64; width];
+        for (a, &ca) in cols.iter().enumerate() {
+            if let (Some(slot), Some(&v)) = (m.get_mut(ca), t.data.get(a)) {
+                *slot = f64::from(v);
+            }
+        }
+        m
+    });
+    (full, mean)
+}

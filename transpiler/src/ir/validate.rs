@@ -179,11 +179,12 @@ pub fn is_model_name(s: &str) -> bool {
         && !RUST_KEYWORDS.contains(&s)
 }
 
-/// A value name: starts with a letter or `_`, then letters, digits, `_ . : / -`.
+/// A value name: ASCII letters, digits and `_ . : / -`, starting with a letter, digit or `_`
+/// (PyTorch names `Sequential` children "0", "1", ...).
 pub fn is_value_name(s: &str) -> bool {
     let mut c = s.chars();
     c.next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         && c.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '/' | '-'))
 }
 
@@ -224,7 +225,7 @@ fn check(
             if !is_value_name(name) {
                 problems.push(mk(
                     format!("{what} name \"{name}\" is not a valid identifier"),
-                    "value names start with a letter or _ and use letters, digits and _ . : / -",
+                    "value names start with a letter, digit or _ and use letters, digits and _ . : / -",
                 ));
             }
             if !defined.insert(name.to_owned()) {
@@ -722,18 +723,20 @@ impl NodeCheck<'_> {
             }
             Op::Decorrelate {
                 input,
+                columns,
                 matrix,
                 mean,
                 ..
             } => {
                 let w = self.input(input)?;
-                let mut ok = self.shape(matrix, &[w, w], "[n, n], n = input width");
+                let n = self.columns(columns, w)?;
+                let mut ok = self.shape(matrix, &[n, n], "[n, n], n = number of transformed columns");
                 if let Some(m) = mean {
-                    ok &= self.vector(m, w, "one entry per input column");
+                    ok &= self.vector(m, n, "one entry per transformed column");
                 }
                 if ok && matrix.data.iter().all(|x| x.is_finite()) {
                     let m64: Vec<f64> = matrix.data.iter().map(|&x| f64::from(x)).collect();
-                    if crate::linalg::invert(&m64, w).is_none() {
+                    if crate::linalg::invert(&m64, n).is_none() {
                         ok = false;
                         self.report_t(matrix, "is singular (not invertible)".into(), "a decorrelation matrix must be invertible; check the exported matrix (e.g. drop constant columns before the transform)");
                     }

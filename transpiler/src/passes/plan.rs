@@ -527,29 +527,24 @@ pub fn plan(model: &ValidModel) -> Program {
             Op::Decorrelate {
                 input,
                 direction,
+                columns,
                 matrix,
                 mean,
             } => {
                 let n = width;
-                let m64: Vec<f64> = matrix.data.iter().map(|&x| f64::from(x)).collect();
+                // A column subset is embedded into a full-width matrix (identity elsewhere).
+                let (m64, mean64) = crate::ir::decorrelate_full_width(n, columns, matrix, mean);
                 let (mat, sub): (Vec<f64>, Option<Vec<f64>>) = match direction {
-                    Direction::Forward => (
-                        m64,
-                        mean.as_ref()
-                            .map(|t| t.data.iter().map(|&x| f64::from(x)).collect()),
-                    ),
+                    Direction::Forward => (m64, mean64),
                     Direction::Inverse => {
                         // x = y·M⁻¹ + mean = (y − (−mean·M))·M⁻¹
                         let inv =
                             crate::linalg::invert(&m64, n).unwrap_or_else(|| vec![0.0; n * n]);
-                        let sub = mean.as_ref().map(|t| {
+                        let sub = mean64.as_ref().map(|t| {
                             (0..n)
                                 .map(|j| {
                                     -(0..n)
-                                        .map(|k| {
-                                            f64::from(t.data.get(k).copied().unwrap_or(0.0))
-                                                * m64.get(k * n + j).copied().unwrap_or(0.0)
-                                        })
+                                        .map(|k| t[k] * m64.get(k * n + j).copied().unwrap_or(0.0))
                                         .sum::<f64>()
                                 })
                                 .collect()
