@@ -21,6 +21,8 @@
 //!   FMAs. AVX2: 6 rows × 2 ymm (one panel) = 12 accumulators + 2 weights + 1 broadcast = 15 of
 //!   16 registers. AVX-512: 12 rows × 2 zmm (two panels) = 24 accumulators (32 registers).
 //!   NEON: 6 rows × 4 q-registers (one panel). Portable: 2 rows × one 16-lane panel.
+//!   Row blocks are grouped in tiles of about 24 rows; for each group of vector columns the
+//!   tile's blocks are swept while those weights stay in L1.
 //! * Weight streaming (batch 1, and the rows left over after the blocks): one row against up
 //!   to 8 vectors of accumulators (4 panels on AVX2, 8 on AVX-512) at a time, so consecutive
 //!   FMAs are independent and the weights are read once per row.
@@ -34,6 +36,7 @@
 //! columns `n_out..round_up(n_out, 16)` of `y` receive the activation of the (zero) padding,
 //! callers ignore them. `Softmax` is not fused: the kernel writes the linear part and
 //! [`crate::act::apply`] normalises each row afterwards.
+#![allow(clippy::needless_range_loop)] // index loops over register blocks read best
 use crate::act::{act_v, Activation};
 use crate::isa::Tier;
 use crate::simd::Simd;

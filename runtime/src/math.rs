@@ -42,6 +42,7 @@
 //! The `f64` functions: [`erfc_f64`] agrees with reference values to ~1e-15 relative for
 //! arguments up to 26; [`norm_ppf`] (Acklam's rational approximation followed by one Halley
 //! step) to ~1e-15 relative on `[1e-300, 1 − 1e-16]`.
+#![allow(clippy::excessive_precision, clippy::approx_constant)] // fitted coefficients, written as fitted
 use crate::simd::{map_slice, round, tiered, Simd};
 
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ pub struct Aligned<T: ?Sized>(pub T);
 /// Reinterprets an aligned little-endian blob as `f32`s without copying.
 ///
 /// Panics if the blob length is not a multiple of 4 (a blob not written by the transpiler).
+#[allow(clippy::manual_is_multiple_of)] // rust-version 1.85 predates is_multiple_of
 pub fn f32s(bytes: &'static Aligned<[u8]>) -> &'static [f32] {
     assert!(bytes.0.len() % 4 == 0, "weight blob of {} bytes is not a whole number of f32 values", bytes.0.len());
     bytemuck::cast_slice(&bytes.0)

@@ -1,4 +1,5 @@
 //! Polynomial special functions on every supported tier against f64 references.
+#![allow(clippy::type_complexity)]
 mod common;
 use runtime::{isa, math};
 

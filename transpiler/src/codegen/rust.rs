@@ -1,8 +1,9 @@
 //! Rust code generation: `quote!` → `syn::parse2` → `prettyplease`.
 //!
 //! Per model, [`model_file`] emits a unit struct implementing the runtime's `Model` trait whose
-//! `run_unchecked` walks the batch in tiles of `TILE` rows through stack buffers, calling one
-//! runtime kernel per step. Weights are not in the code: they are in a little-endian blob file
+//! `run_unchecked` walks the batch in tiles of rows through stack buffers (1 row for a single
+//! row, up to 16 for small batches, `TILE` otherwise: the buffers are zeroed once per call, so
+//! their size follows the batch), calling one runtime kernel per step. Weights are not in the code: they are in a little-endian blob file
 //! (`<name>.weights.bin`, see [`blob_bytes`]) included with `include_bytes!` into an aligned
 //! static, each array addressed by a `const` range. [`registry_file`] emits the module tree,
 //! re-exports and the `MODELS` registry of a set of models.
@@ -389,7 +390,11 @@ pub fn model_file(p: &Program, rt: &TokenStream) -> String {
     let buffers = p.slots.iter().enumerate().map(|(i, &size)| {
         let id = format_ident!("buf{}", i);
         let size = usize_lit(size);
-        quote!(let mut #id = [0.0f32; TILE * #size];)
+        let rows_id = format_ident!("buf{}_rows", i);
+        quote! {
+            let mut #rows_id = [[0.0f32; #size]; T];
+            let #id = #rows_id.as_flattened_mut();
+        }
     });
     let weights_let = has_weights.then(|| quote!(let w = #rt::weights::f32s(BLOB);));
     let noise_const = (p.n_noise > 0).then(|| quote!(const N_NOISE: usize = #n_noise;));
@@ -416,6 +421,12 @@ pub fn model_file(p: &Program, rt: &TokenStream) -> String {
     let n_inputs_const = inputs_used.then(|| quote!(const N_INPUTS: usize = #n_inputs;));
     let info_inputs = usize_lit(p.input_columns.len());
     let macs = Literal::u64_unsuffixed(p.macs_per_row);
+    // Batches of 2..=SMALL rows use SMALL-row tiles; larger ones TILE-row tiles.
+    let small_rows = p.tile.min(16);
+    let small_arm = (small_rows >= 2).then(|| {
+        let small = usize_lit(small_rows);
+        quote!(2..=#small => tiles::<#small>(tier, rows, inputs, noise, out),)
+    });
 
     let tokens = quote! {
         #(#[doc = #doc_lines])*
@@ -452,20 +463,31 @@ pub fn model_file(p: &Program, rt: &TokenStream) -> String {
                 &INFO
             }
 
-            fn run_unchecked(&self, #tier_param: #rt::isa::Tier, rows: usize, #inputs_param: &[f32], #noise_param: &[f32], out: &mut [f32]) {
+            fn run_unchecked(&self, tier: #rt::isa::Tier, rows: usize, inputs: &[f32], noise: &[f32], out: &mut [f32]) {
+                // The stack tile is sized to the batch: zeroing 64-row buffers for a single row
+                // would cost more than computing the row.
+                match rows {
+                    0..=1 => tiles::<1>(tier, rows, inputs, noise, out),
+                    #small_arm
+                    _ => tiles::<TILE>(tier, rows, inputs, noise, out),
+                }
+            }
+        }
+
+        /// Runs `rows` rows in tiles of `T` rows through stack buffers, one kernel call per step.
+        fn tiles<const T: usize>(#tier_param: #rt::isa::Tier, rows: usize, #inputs_param: &[f32], #noise_param: &[f32], out: &mut [f32]) {
                 #weights_let
                 #(#setup)*
                 #(#buffers)*
                 let mut row0 = 0usize;
                 while row0 < rows {
-                    let n = ::core::cmp::min(TILE, rows - row0);
+                    let n = ::core::cmp::min(T, rows - row0);
                     #inputs_slice
                     #noise_slice
                     let y = &mut out[row0 * N_OUTPUTS..(row0 + n) * N_OUTPUTS];
                     #(#body)*
                     row0 += n;
                 }
-            }
         }
     };
     pretty(&header(source), tokens)
