@@ -38,10 +38,12 @@ unsafe fn input<'a>(p: *const f32, n: usize, out: *const f32, n_out: usize, copy
     }
     if overlaps(p, n, out, n_out) {
         copy.clear();
-        copy.extend_from_slice(std::slice::from_raw_parts(p, n));
+        // SAFETY: the caller guarantees `n` readable floats at `p`.
+        copy.extend_from_slice(unsafe { std::slice::from_raw_parts(p, n) });
         return &copy[..];
     }
-    std::slice::from_raw_parts(p, n)
+    // SAFETY: as above; nothing writes these floats while the view lives (no overlap with `out`).
+    unsafe { std::slice::from_raw_parts(p, n) }
 }
 
 /// Runs `n` rows. Returns one of the codes above; never unwinds into C.
@@ -49,15 +51,24 @@ unsafe fn input<'a>(p: *const f32, n: usize, out: *const f32, n_out: usize, copy
 /// # Safety
 /// When `n > 0`: `out` points to `n * n_outputs` writable floats, `inp` to `n * n_inputs` readable
 /// floats, and `random` (ignored when the model takes no noise) to `n * n_noise` readable floats.
-pub unsafe fn batch<M: Model>(m: &M, out: *mut f32, inp: *const f32, random: *const f32, n: usize, single: bool) -> c_int {
+pub unsafe fn batch<M: Model>(
+    m: &M,
+    out: *mut f32,
+    inp: *const f32,
+    random: *const f32,
+    n: usize,
+    single: bool,
+) -> c_int {
     if n == 0 {
         return OK;
     }
     let info = m.info();
     let limit = isize::MAX as usize / std::mem::size_of::<f32>();
-    let (Some(ni), Some(nz), Some(no)) =
-        (n.checked_mul(info.n_inputs), n.checked_mul(info.n_noise), n.checked_mul(info.n_outputs))
-    else {
+    let (Some(ni), Some(nz), Some(no)) = (
+        n.checked_mul(info.n_inputs),
+        n.checked_mul(info.n_noise),
+        n.checked_mul(info.n_outputs),
+    ) else {
         return ERR_SIZE;
     };
     if ni > limit || nz > limit || no > limit {
@@ -68,9 +79,11 @@ pub unsafe fn batch<M: Model>(m: &M, out: *mut f32, inp: *const f32, random: *co
     }
     let result = catch_unwind(AssertUnwindSafe(|| {
         let (mut ci, mut cz) = (Vec::new(), Vec::new());
-        let i = input(inp, ni, out, no, &mut ci);
-        let z = input(random, nz, out, no, &mut cz);
-        let o = std::slice::from_raw_parts_mut(out, no);
+        // SAFETY: sizes and non-NULL pointers checked above; the caller guarantees the lengths.
+        let i = unsafe { input(inp, ni, out, no, &mut ci) };
+        let z = unsafe { input(random, nz, out, no, &mut cz) };
+        // SAFETY: `out` has `no` writable floats and no view above aliases it (overlaps are copied).
+        let o = unsafe { std::slice::from_raw_parts_mut(out, no) };
         if single {
             m.run_row(i, z, o).is_ok()
         } else {
@@ -88,7 +101,8 @@ pub unsafe fn batch<M: Model>(m: &M, out: *mut f32, inp: *const f32, random: *co
 /// # Safety
 /// As [`batch`] with `n = 1`.
 pub unsafe fn row<M: Model>(m: &M, out: *mut f32, inp: *const f32, random: *const f32) -> *mut f32 {
-    if batch(m, out, inp, random, 1, true) == OK {
+    // SAFETY: forwarded from the caller.
+    if unsafe { batch(m, out, inp, random, 1, true) } == OK {
         out
     } else {
         std::ptr::null_mut()
@@ -103,5 +117,6 @@ pub fn name(table: &'static [&'static CStr], i: usize) -> *const c_char {
 /// The ISA tier the runtime dispatches to (resolved once by the runtime), as a C string.
 pub fn isa() -> *const c_char {
     static NAME: OnceLock<CString> = OnceLock::new();
-    NAME.get_or_init(|| CString::new(runtime::isa::active().name()).unwrap_or_default()).as_ptr()
+    NAME.get_or_init(|| CString::new(runtime::isa::active().name()).unwrap_or_default())
+        .as_ptr()
 }

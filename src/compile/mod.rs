@@ -64,10 +64,16 @@ struct ModelArg {
 /// Splits `SYMBOL=path` (the part before the first `=` has no path separator) from a plain path.
 fn parse_model_arg(arg: &str) -> ModelArg {
     match arg.split_once('=') {
-        Some((sym, path)) if !sym.contains(['/', '\\']) => {
-            ModelArg { symbol: Some(sym.to_string()), spec: PathBuf::from(path), arg: arg.to_string() }
-        }
-        _ => ModelArg { symbol: None, spec: PathBuf::from(arg), arg: arg.to_string() },
+        Some((sym, path)) if !sym.contains(['/', '\\']) => ModelArg {
+            symbol: Some(sym.to_string()),
+            spec: PathBuf::from(path),
+            arg: arg.to_string(),
+        },
+        _ => ModelArg {
+            symbol: None,
+            spec: PathBuf::from(arg),
+            arg: arg.to_string(),
+        },
     }
 }
 
@@ -75,23 +81,143 @@ fn parse_model_arg(arg: &str) -> ModelArg {
 /// in C or would interpose a C library function for the whole process.
 const RESERVED: &[&str] = &[
     // C99 / C11 keywords
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
-    "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
-    "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
-    "volatile", "while",
+    "auto",
+    "break",
+    "case",
+    "char",
+    "const",
+    "continue",
+    "default",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "extern",
+    "float",
+    "for",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "register",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "struct",
+    "switch",
+    "typedef",
+    "union",
+    "unsigned",
+    "void",
+    "volatile",
+    "while",
     // C++ keywords and alternative tokens
-    "alignas", "alignof", "and", "and_eq", "asm", "bitand", "bitor", "bool", "catch", "char16_t",
-    "char32_t", "class", "compl", "constexpr", "const_cast", "decltype", "delete", "dynamic_cast",
-    "explicit", "export", "false", "friend", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
-    "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "reinterpret_cast",
-    "static_assert", "static_cast", "template", "this", "thread_local", "throw", "true", "try", "typeid",
-    "typename", "using", "virtual", "wchar_t", "xor", "xor_eq",
+    "alignas",
+    "alignof",
+    "and",
+    "and_eq",
+    "asm",
+    "bitand",
+    "bitor",
+    "bool",
+    "catch",
+    "char16_t",
+    "char32_t",
+    "class",
+    "compl",
+    "constexpr",
+    "const_cast",
+    "decltype",
+    "delete",
+    "dynamic_cast",
+    "explicit",
+    "export",
+    "false",
+    "friend",
+    "mutable",
+    "namespace",
+    "new",
+    "noexcept",
+    "not",
+    "not_eq",
+    "nullptr",
+    "operator",
+    "or",
+    "or_eq",
+    "private",
+    "protected",
+    "public",
+    "reinterpret_cast",
+    "static_assert",
+    "static_cast",
+    "template",
+    "this",
+    "thread_local",
+    "throw",
+    "true",
+    "try",
+    "typeid",
+    "typename",
+    "using",
+    "virtual",
+    "wchar_t",
+    "xor",
+    "xor_eq",
     // C library functions a model name could plausibly collide with
-    "main", "exit", "abort", "malloc", "calloc", "realloc", "free", "memcpy", "memmove", "memset",
-    "strlen", "printf", "puts", "exp", "expf", "exp2", "log", "logf", "log2", "log10", "log1p", "pow",
-    "powf", "sqrt", "sqrtf", "sin", "cos", "tan", "sinh", "cosh", "tanh", "tanhf", "erf", "erff",
-    "erfc", "floor", "ceil", "round", "fabs", "fmax", "fmin", "fma", "atan2", "select", "signal",
-    "time", "random", "rand", "dlopen", "dlsym",
+    "main",
+    "exit",
+    "abort",
+    "malloc",
+    "calloc",
+    "realloc",
+    "free",
+    "memcpy",
+    "memmove",
+    "memset",
+    "strlen",
+    "printf",
+    "puts",
+    "exp",
+    "expf",
+    "exp2",
+    "log",
+    "logf",
+    "log2",
+    "log10",
+    "log1p",
+    "pow",
+    "powf",
+    "sqrt",
+    "sqrtf",
+    "sin",
+    "cos",
+    "tan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "tanhf",
+    "erf",
+    "erff",
+    "erfc",
+    "floor",
+    "ceil",
+    "round",
+    "fabs",
+    "fmax",
+    "fmin",
+    "fma",
+    "atan2",
+    "select",
+    "signal",
+    "time",
+    "random",
+    "rand",
+    "dlopen",
+    "dlsym",
 ];
 
 /// Checks the C symbols (`(symbol, where it comes from)`): valid identifiers, not reserved, and no
@@ -110,7 +236,8 @@ fn check_symbols(symbols: &[(String, String)]) -> Vec<String> {
             ));
             continue;
         }
-        if sym.starts_with("__") || (sym.starts_with('_') && sym.chars().nth(1).is_some_and(|c| c.is_ascii_uppercase())) {
+        if sym.starts_with("__") || (sym.starts_with('_') && sym.chars().nth(1).is_some_and(|c| c.is_ascii_uppercase()))
+        {
             problems.push(format!(
                 "{origin}: `{sym}` is reserved to the C implementation (it starts with `__` or `_` and a capital)\n  hint: rename it with SYMBOL=spec.json"
             ));
@@ -125,7 +252,13 @@ fn check_symbols(symbols: &[(String, String)]) -> Vec<String> {
         for suffix in emit::SUFFIXES {
             let name = format!("{sym}{suffix}");
             if let Some(&(other, other_suffix)) = taken.get(&name) {
-                let what = |s: &str| if s.is_empty() { "entry point".to_string() } else { format!("`{s}` function") };
+                let what = |s: &str| {
+                    if s.is_empty() {
+                        "entry point".to_string()
+                    } else {
+                        format!("`{s}` function")
+                    }
+                };
                 problems.push(format!(
                     "symbol clash: `{name}` would be both the {} of `{sym}` ({origin}) and the {} of `{}` ({})\n  hint: export one of them under another name with SYMBOL=spec.json",
                     what(suffix),
@@ -165,7 +298,11 @@ fn plan(args: &[String]) -> Result<Vec<Export>> {
     let mut problems = Vec::new();
     let mut exports = Vec::new();
     for arg in args.iter().map(|a| parse_model_arg(a)) {
-        let named_by = if arg.symbol.is_some() { format!(" (named by `{}`)", arg.arg) } else { String::new() };
+        let named_by = if arg.symbol.is_some() {
+            format!(" (named by `{}`)", arg.arg)
+        } else {
+            String::new()
+        };
         if !arg.spec.is_file() {
             problems.push(format!(
                 "{}: no such spec file{named_by}\n  hint: give the path of a model's .json spec; relative paths are relative to the current directory",
@@ -239,7 +376,12 @@ fn plan(args: &[String]) -> Result<Vec<Export>> {
     }
     let symbols: Vec<(String, String)> = exports
         .iter()
-        .map(|e| (e.c.symbol.clone(), format!("{} (model `{}`)", e.spec.display(), e.c.model)))
+        .map(|e| {
+            (
+                e.c.symbol.clone(),
+                format!("{} (model `{}`)", e.spec.display(), e.c.model),
+            )
+        })
         .collect();
     problems.extend(check_symbols(&symbols));
     if !problems.is_empty() {
@@ -277,7 +419,8 @@ fn sync_dir(src: &Path, dst: &Path) -> Result<()> {
     for entry in std::fs::read_dir(dst)? {
         let entry = entry?;
         if !names.contains(&entry.file_name()) && entry.path().is_file() {
-            std::fs::remove_file(entry.path()).with_context(|| format!("cannot remove stale {}", entry.path().display()))?;
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove stale {}", entry.path().display()))?;
         }
     }
     Ok(())
@@ -288,9 +431,12 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(tag: &str) -> Result<TempDir> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let dir = std::env::temp_dir().join(format!("flashc-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create temporary directory {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create temporary directory {}", dir.display()))?;
         Ok(TempDir(dir))
     }
 }
@@ -325,7 +471,10 @@ fn write_crate(dir: &Path, exports: &[Export], args: &Args, soname: Option<&str>
     let scratch = TempDir::new("models")?;
     let mut specs: Vec<&Path> = Vec::new();
     for e in exports {
-        if !specs.iter().any(|s| std::fs::canonicalize(s).ok() == std::fs::canonicalize(&e.spec).ok()) {
+        if !specs
+            .iter()
+            .any(|s| std::fs::canonicalize(s).ok() == std::fs::canonicalize(&e.spec).ok())
+        {
             specs.push(&e.spec);
         }
     }
@@ -350,7 +499,8 @@ fn write_crate(dir: &Path, exports: &[Export], args: &Args, soname: Option<&str>
 
     let runtime = match &args.runtime_path {
         Some(p) => {
-            let p = std::fs::canonicalize(p).with_context(|| format!("--runtime-path {}: no such directory", p.display()))?;
+            let p = std::fs::canonicalize(p)
+                .with_context(|| format!("--runtime-path {}: no such directory", p.display()))?;
             if !p.join("Cargo.toml").is_file() {
                 bail!("--runtime-path {}: no Cargo.toml there\n  hint: point it at the `runtime` directory of a flashc source tree", p.display());
             }
@@ -376,6 +526,9 @@ fn write_crate(dir: &Path, exports: &[Export], args: &Args, soname: Option<&str>
     };
     let models: Vec<CModel> = exports.iter().map(|e| e.c.clone()).collect();
     write_if_changed(&manifest, emit::cargo_toml(&runtime_src::edition(), dep).as_bytes())?;
+    if !dir.join("Cargo.lock").exists() {
+        write_if_changed(&dir.join("Cargo.lock"), runtime_src::WORKSPACE_LOCK.as_bytes())?;
+    }
     write_if_changed(&dir.join("build.rs"), emit::build_rs(soname).as_bytes())?;
     write_if_changed(&dir.join("src/lib.rs"), emit::lib_rs(&models).as_bytes())?;
     write_if_changed(&dir.join("src/capi.rs"), emit::capi_rs(&models).as_bytes())?;
@@ -387,7 +540,13 @@ fn write_crate(dir: &Path, exports: &[Export], args: &Args, soname: Option<&str>
 
 /// File name of the built artefact for `target` (None: the host).
 fn artefact_name(target: Option<&str>, staticlib: bool) -> String {
-    let t = target.unwrap_or(if cfg!(windows) { "windows" } else if cfg!(target_vendor = "apple") { "apple" } else { "linux" });
+    let t = target.unwrap_or(if cfg!(windows) {
+        "windows"
+    } else if cfg!(target_vendor = "apple") {
+        "apple"
+    } else {
+        "linux"
+    });
     let lib = emit::LIB_NAME;
     match (t.contains("windows"), t.contains("apple"), staticlib) {
         (true, _, false) => format!("{lib}.dll"),
@@ -400,7 +559,11 @@ fn artefact_name(target: Option<&str>, staticlib: bool) -> String {
 
 /// Native libraries a program linking the static library needs (Rust's std on each OS).
 fn static_link_libs(target: Option<&str>) -> &'static str {
-    let t = target.unwrap_or(if cfg!(target_vendor = "apple") { "apple" } else { "linux" });
+    let t = target.unwrap_or(if cfg!(target_vendor = "apple") {
+        "apple"
+    } else {
+        "linux"
+    });
     if t.contains("apple") {
         "-lSystem -lc -lm"
     } else if t.contains("windows") {
@@ -447,7 +610,10 @@ fn build(dir: &Path, args: &Args) -> Result<PathBuf> {
     out.push("release");
     out.push(artefact_name(args.target.as_deref(), args.staticlib));
     if !out.is_file() {
-        bail!("cargo succeeded but {} is missing\n  hint: this is a bug in flashc; please report it", out.display());
+        bail!(
+            "cargo succeeded but {} is missing\n  hint: this is a bug in flashc; please report it",
+            out.display()
+        );
     }
     Ok(out)
 }
@@ -461,15 +627,21 @@ struct Staged {
 
 impl Staged {
     fn new(dest: &Path, bytes: &[u8]) -> Result<Staged> {
-        let name = dest.file_name().with_context(|| format!("{}: not a file name", dest.display()))?;
+        let name = dest
+            .file_name()
+            .with_context(|| format!("{}: not a file name", dest.display()))?;
         let tmp = dest.with_file_name(format!(".{}.flashc-tmp-{}", name.to_string_lossy(), std::process::id()));
-        let staged = Staged { tmp, dest: dest.to_owned() };
+        let staged = Staged {
+            tmp,
+            dest: dest.to_owned(),
+        };
         std::fs::write(&staged.tmp, bytes).with_context(|| format!("cannot write {}", staged.tmp.display()))?;
         Ok(staged)
     }
 
     fn commit(self) -> Result<()> {
-        std::fs::rename(&self.tmp, &self.dest).with_context(|| format!("cannot rename {} to {}", self.tmp.display(), self.dest.display()))?;
+        std::fs::rename(&self.tmp, &self.dest)
+            .with_context(|| format!("cannot rename {} to {}", self.tmp.display(), self.dest.display()))?;
         std::mem::forget(self);
         Ok(())
     }
@@ -488,7 +660,11 @@ fn check_destination(path: &Path, what: &str) -> Result<()> {
         _ => Path::new("."),
     };
     if !dir.is_dir() {
-        bail!("{what} {}: directory {} does not exist\n  hint: create it first", path.display(), dir.display());
+        bail!(
+            "{what} {}: directory {} does not exist\n  hint: create it first",
+            path.display(),
+            dir.display()
+        );
     }
     if path.is_dir() {
         bail!("{what} {} is a directory\n  hint: give a file name", path.display());
@@ -512,18 +688,31 @@ pub fn run(args: &Args) -> Result<()> {
     let exports = plan(&args.models)?;
     let models: Vec<CModel> = exports.iter().map(|e| e.c.clone()).collect();
 
-    let out_name = args.output.as_ref().and_then(|o| o.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let out_name = args
+        .output
+        .as_ref()
+        .and_then(|o| o.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
     let stem_source = args.header.as_ref().or(args.output.as_ref());
     let stem = stem_source
         .and_then(|p| p.file_stem())
         .map_or_else(|| "models".to_string(), |s| s.to_string_lossy().into_owned());
     let link = match (&out_name, args.staticlib) {
-        (Some(n), true) => format!("Static library {n}: link with  c++ prog.cpp {n} {}", static_link_libs(args.target.as_deref())),
+        (Some(n), true) => format!(
+            "Static library {n}: link with  c++ prog.cpp {n} {}",
+            static_link_libs(args.target.as_deref())
+        ),
         (Some(n), false) => format!("Shared library {n}: dlopen() it, or link with  cc prog.c -L. -l:{n}"),
         (None, _) => "Build the crate with  cargo build --release  (cdylib and staticlib).".to_string(),
     };
     let header = emit::header(&models, &stem, &link);
-    let soname = out_name.as_deref().filter(|_| !args.staticlib && !args.target.as_deref().is_some_and(|t| t.contains("apple") || t.contains("windows")));
+    let soname = out_name.as_deref().filter(|_| {
+        !args.staticlib
+            && !args
+                .target
+                .as_deref()
+                .is_some_and(|t| t.contains("apple") || t.contains("windows"))
+    });
 
     let temp;
     let dir = match &args.crate_dir {
@@ -535,7 +724,12 @@ pub fn run(args: &Args) -> Result<()> {
     };
     write_crate(&dir, &exports, args, soname, &header)?;
     let Some(output) = &args.output else {
-        eprintln!("wrote the crate {} ({} model{})", dir.display(), models.len(), if models.len() == 1 { "" } else { "s" });
+        eprintln!(
+            "wrote the crate {} ({} model{})",
+            dir.display(),
+            models.len(),
+            if models.len() == 1 { "" } else { "s" }
+        );
         return Ok(());
     };
     let built = build(&dir, args)?;
@@ -593,7 +787,10 @@ mod tests {
         assert!(p[0].contains("symbol clash: `a`"), "{p:?}");
         let p = check_symbols(&syms(&["a", "a_batch"]));
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].contains("`a_batch`") && p[0].contains("`_batch` function"), "{p:?}");
+        assert!(
+            p[0].contains("`a_batch`") && p[0].contains("`_batch` function"),
+            "{p:?}"
+        );
         let p = check_symbols(&syms(&["net", "NET"]));
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].contains("differ only in case"), "{p:?}");
@@ -609,9 +806,18 @@ mod tests {
 
     #[test]
     fn artefact_names_follow_the_platform() {
-        assert_eq!(artefact_name(Some("aarch64-unknown-linux-gnu"), false), "libflashc_capi.so");
-        assert_eq!(artefact_name(Some("x86_64-unknown-linux-gnu"), true), "libflashc_capi.a");
-        assert_eq!(artefact_name(Some("aarch64-apple-darwin"), false), "libflashc_capi.dylib");
+        assert_eq!(
+            artefact_name(Some("aarch64-unknown-linux-gnu"), false),
+            "libflashc_capi.so"
+        );
+        assert_eq!(
+            artefact_name(Some("x86_64-unknown-linux-gnu"), true),
+            "libflashc_capi.a"
+        );
+        assert_eq!(
+            artefact_name(Some("aarch64-apple-darwin"), false),
+            "libflashc_capi.dylib"
+        );
         assert_eq!(artefact_name(Some("x86_64-pc-windows-msvc"), true), "flashc_capi.lib");
     }
 }

@@ -37,6 +37,10 @@ const RUNTIME_MANIFEST: &str = include_str!("../../runtime/Cargo.toml");
 /// The workspace manifest, for the inherited keys.
 const WORKSPACE_MANIFEST: &str = include_str!("../../Cargo.toml");
 
+/// The workspace's lock file: the starting lock of a generated crate, so that the runtime's
+/// dependencies build at the versions flashc was tested with (cargo drops the unused entries).
+pub const WORKSPACE_LOCK: &str = include_str!("../../Cargo.lock");
+
 /// The sections of a manifest: header (`[package]`, `[dependencies]`, ...) and its lines.
 fn sections(text: &str) -> Vec<(String, Vec<&str>)> {
     let mut out: Vec<(String, Vec<&str>)> = vec![(String::new(), Vec::new())];
