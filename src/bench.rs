@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use runtime::{Model, Tier};
+use runtime::Model;
 
 use crate::baseline;
 

@@ -13,16 +13,19 @@
 //!   leaves no file behind.
 //!
 //! The libraries are built once per test binary (`--crate` under `CARGO_TARGET_TMPDIR`, so a rerun
-//! rebuilds incrementally). The per-row latency table (C ABI vs Rust API vs the scikinC-style
-//! baseline) is `cargo test --release --test c_abi -- --ignored --nocapture latency`.
+//! rebuilds incrementally; the helpers are shared with the benchmark, `c_abi_support/`). The
+//! per-row latency table (C ABI vs Rust API vs the scikinC-style baseline) is a benchmark:
+//! `cargo bench --bench c_abi` (benches/c_abi.rs).
+
+#[path = "c_abi_support/mod.rs"]
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Mutex, OnceLock};
+use std::process::Command;
 
 use runtime::Model;
-use safetensors::{Dtype, SafeTensors};
+use support::{c_host, fixture, flashc, models, read_f32, root, run_ok, shared, static_lib, work, write_f32, Fixture};
 
 /// Max |C − fixture| per column, relative to the column's range (the criterion of tests/fixtures.rs).
 const TOLERANCE: f64 = 1e-5;
@@ -39,197 +42,6 @@ const SUFFIXES: [&str; 9] = [
     "_noise_distribution",
     "_isa",
 ];
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn work() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_abi");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn flashc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flashc"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("the flashc binary runs")
-}
-
-/// Runs a command; panics with its output unless it succeeds.
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed ({}):\n{text}", out.status);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Every spec under models/, as paths relative to the repository root.
-fn specs() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(root().join("models"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json"))
-        .map(|n| format!("models/{n}"))
-        .collect();
-    v.sort();
-    v
-}
-
-/// The compiled models, as the Rust API sees them (same specs).
-fn models() -> Vec<&'static dyn Model> {
-    let models: Vec<&'static dyn Model> = generated::MODELS.to_vec();
-    assert_eq!(
-        models.len(),
-        specs().len(),
-        "generated/ compiles every spec under models/"
-    );
-    assert!(models.len() >= 3, "the demo models are missing from models/");
-    models
-}
-
-struct Lib {
-    lib: PathBuf,
-    header: PathBuf,
-}
-
-/// Serialises the two builds (they share the crate directory).
-static BUILD: Mutex<()> = Mutex::new(());
-
-fn build(staticlib: bool) -> Lib {
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let w = work();
-    let (lib, header) = if staticlib {
-        (w.join("libdemo.a"), w.join("demo_static.h"))
-    } else {
-        (w.join("libdemo.so"), w.join("demo_models.h"))
-    };
-    let _ = std::fs::remove_file(&lib);
-    let crate_dir = w.join("crate");
-    let mut args: Vec<String> = vec!["compile".into()];
-    args.extend(specs());
-    for a in [
-        "-o",
-        lib.to_str().unwrap(),
-        "--header",
-        header.to_str().unwrap(),
-        "--crate",
-        crate_dir.to_str().unwrap(),
-        "-q",
-    ] {
-        args.push(a.into());
-    }
-    if staticlib {
-        args.push("--staticlib".into());
-    }
-    let out = flashc(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(
-        out.status.success(),
-        "flashc compile failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(lib.is_file() && header.is_file());
-    Lib { lib, header }
-}
-
-fn shared() -> &'static Lib {
-    static L: OnceLock<Lib> = OnceLock::new();
-    L.get_or_init(|| build(false))
-}
-
-fn static_lib() -> &'static Lib {
-    static L: OnceLock<Lib> = OnceLock::new();
-    L.get_or_init(|| build(true))
-}
-
-/// The SQLamarr-like C host (tests/c/sqlamarr_like.c).
-fn c_host() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let exe = work().join("sqlamarr_like");
-        run_ok(
-            Command::new("cc")
-                .args([
-                    "-std=c99",
-                    "-Wall",
-                    "-Wextra",
-                    "-pedantic-errors",
-                    "-Werror",
-                    "-O2",
-                    "-o",
-                ])
-                .arg(&exe)
-                .arg(root().join("tests/c/sqlamarr_like.c"))
-                .arg("-ldl"),
-        );
-        exe
-    })
-}
-
-struct Fixture {
-    inputs: Vec<f32>,
-    noise: Vec<f32>,
-    outputs: Vec<f64>,
-    rows: usize,
-}
-
-fn tensor(st: &SafeTensors, file: &Path, name: &str) -> Option<Vec<f64>> {
-    let t = st.tensor(name).ok()?;
-    Some(match t.dtype() {
-        Dtype::F32 => t
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
-            .collect(),
-        Dtype::F64 => t
-            .data()
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-        other => panic!("{}: tensor {name} has dtype {other:?}", file.display()),
-    })
-}
-
-fn fixture(model: &dyn Model) -> Fixture {
-    let info = model.info();
-    let file = root().join("tests/fixtures").join(format!("{}.safetensors", info.name));
-    let bytes =
-        std::fs::read(&file).unwrap_or_else(|e| panic!("model {} has no fixture {}: {e}", info.name, file.display()));
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let inputs = tensor(&st, &file, "inputs").expect("fixture has inputs");
-    let outputs = tensor(&st, &file, "outputs").expect("fixture has outputs");
-    let rows = inputs.len() / info.n_inputs;
-    assert_eq!(outputs.len(), rows * info.n_outputs, "{}", file.display());
-    let noise = tensor(&st, &file, "noise").unwrap_or_default();
-    assert_eq!(noise.len(), rows * info.n_noise, "{}: noise", file.display());
-    Fixture {
-        inputs: inputs.into_iter().map(|x| x as f32).collect(),
-        noise: noise.into_iter().map(|x| x as f32).collect(),
-        outputs,
-        rows,
-    }
-}
-
-fn write_f32(path: &Path, data: &[f32]) {
-    std::fs::write(path, data.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-}
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
-}
 
 /// The Rust API's outputs for the fixture rows.
 fn rust_outputs(model: &dyn Model, f: &Fixture) -> Vec<f32> {
@@ -683,143 +495,6 @@ mod serde_json_lite {
     }
 }
 
-/// Times `f` (one call = `rows` rows) as the C host does: a tenth of the budget to warm up, then 7
-/// repetitions; returns (min, median) ns per row.
-fn time_rust(budget_s: f64, rows: usize, mut f: impl FnMut()) -> (f64, f64) {
-    use std::time::Instant;
-    const REPS: usize = 7;
-    let t0 = Instant::now();
-    let mut calls = 0u64;
-    while t0.elapsed().as_secs_f64() < budget_s / 10.0 || calls < 3 {
-        f();
-        calls += 1;
-    }
-    let per_rep = ((budget_s / REPS as f64) / (t0.elapsed().as_secs_f64() / calls as f64)) as u64 + 1;
-    let mut times: Vec<f64> = (0..REPS)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..per_rep {
-                f();
-            }
-            t.elapsed().as_secs_f64() * 1e9 / (per_rep as f64 * rows as f64)
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    (times[0], times[REPS / 2])
-}
-
-#[test]
-#[ignore = "benchmark: cargo test --release --test c_abi -- --ignored --nocapture latency"]
-fn latency_table_c_abi_vs_rust_api_vs_scikinc_style() {
-    if cfg!(debug_assertions) {
-        panic!("run the benchmark with --release (the Rust API column is timed in this process)");
-    }
-    const DEMO: [&str; 3] = ["tracking_acceptance", "tracking_resolution", "pid_gan"];
-    const BATCH: usize = 256;
-    let budget = 0.5;
-    let lib = shared();
-    let host = c_host();
-    let dir = work().join("bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    // The scikinC-style baseline, compiled as LHCb does (gcc -O3, no -march) and loaded by the same host.
-    let mut sources = Vec::new();
-    for name in DEMO {
-        let valid = transpiler::load(root().join(format!("models/{name}.json"))).unwrap();
-        let c = transpiler::baseline::scikinc_c(&valid, &format!("scikinc_{name}")).unwrap();
-        let file = dir.join(format!("scikinc_{name}.c"));
-        std::fs::write(&file, c).unwrap();
-        sources.push(file);
-    }
-    let baseline = dir.join("libscikinc.so");
-    run_ok(
-        Command::new("cc")
-            .args(["-O3", "-fno-fast-math", "-fPIC", "-shared", "-o"])
-            .arg(&baseline)
-            .args(&sources)
-            .arg("-lm"),
-    );
-    let mut args: Vec<String> = vec!["bench".into(), budget.to_string()];
-    let mut rust = Vec::new();
-    for name in DEMO {
-        let model = generated::by_name(name).unwrap_or_else(|| panic!("{name} is not compiled"));
-        let info = model.info();
-        let f = fixture(model);
-        let rows = f.rows.min(1024);
-        let (inp, noise) = (&f.inputs[..rows * info.n_inputs], &f.noise[..rows * info.n_noise]);
-        let (fin, fnoise) = (
-            dir.join(format!("{name}.in.f32")),
-            dir.join(format!("{name}.noise.f32")),
-        );
-        write_f32(&fin, inp);
-        write_f32(&fnoise, noise);
-        let sizes = [info.n_inputs, info.n_noise, info.n_outputs].map(|n| n.to_string());
-        for (lib, sym, batch) in [
-            (&lib.lib, name.to_string(), 0),
-            (&baseline, format!("scikinc_{name}"), 0),
-            (&lib.lib, name.to_string(), BATCH.min(rows)),
-        ] {
-            args.push(lib.to_str().unwrap().into());
-            args.push(sym);
-            args.extend(sizes.iter().cloned());
-            args.push(batch.to_string());
-            args.push(rows.to_string());
-            args.push(fin.to_str().unwrap().into());
-            args.push(fnoise.to_str().unwrap().into());
-        }
-        // The Rust API, one row per call, cycling over the same rows.
-        let mut out = vec![0f32; info.n_outputs];
-        let mut r = 0usize;
-        let (ni, nz) = (info.n_inputs, info.n_noise);
-        rust.push(time_rust(budget, 1, || {
-            model
-                .run_row(
-                    std::hint::black_box(&inp[r * ni..(r + 1) * ni]),
-                    std::hint::black_box(&noise[r * nz..(r + 1) * nz]),
-                    &mut out,
-                )
-                .unwrap();
-            std::hint::black_box(&out);
-            r = if r + 1 == rows { 0 } else { r + 1 };
-        }));
-    }
-    let stdout = run_ok(Command::new(host).args(&args));
-    let c: Vec<(String, usize, f64, f64)> = stdout
-        .lines()
-        .filter_map(|l| {
-            let v: Vec<&str> = l.split_whitespace().collect();
-            (v.len() == 5 && v[0] == "bench").then(|| {
-                (
-                    v[1].to_string(),
-                    v[2].parse().unwrap(),
-                    v[3].parse().unwrap(),
-                    v[4].parse().unwrap(),
-                )
-            })
-        })
-        .collect();
-    assert_eq!(c.len(), 3 * DEMO.len(), "{stdout}");
-    println!(
-        "\nper-row latency, ns per row (min / median of 7 repetitions, {budget} s each cell), isa {}:\n",
-        runtime::isa::active()
-    );
-    println!("| model | C ABI, row call via dlopen | Rust API `run_row` | scikinC-style C via dlopen | C ABI speed-up vs scikinC-style | C ABI `_batch` ({BATCH} rows/call) |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (k, name) in DEMO.iter().enumerate() {
-        let (row, base, batch) = (&c[3 * k], &c[3 * k + 1], &c[3 * k + 2]);
-        let (rmin, rmed) = rust[k];
-        println!(
-            "| {name} | {:.0} / {:.0} | {rmin:.0} / {rmed:.0} | {:.0} / {:.0} | {:.1}× | {:.0} / {:.0} |",
-            row.2,
-            row.3,
-            base.2,
-            base.3,
-            base.2 / row.2,
-            batch.2,
-            batch.3
-        );
-    }
-}
-
 #[test]
 fn crate_only_mode_writes_a_standalone_crate_and_never_overwrites_another_directory() {
     let d = scratch("crate_only");
@@ -859,4 +534,101 @@ fn crate_only_mode_writes_a_standalone_crate_and_never_overwrites_another_direct
         "[package]\nname = \"mine\"\n"
     );
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+}
+
+/// The build-script route (docs/c-abi.md, "From a build script"): a crate of its own whose
+/// build.rs calls `transpiler::compile_models` and `transpiler::capi::emit`, as the module's
+/// documentation shows, builds a cdylib exporting the same C ABI, which the C host runs with
+/// results bit-identical to the Rust API.
+#[test]
+fn a_build_script_emits_the_same_c_abi_for_its_own_cdylib() {
+    let d = work().join("build_rs");
+    std::fs::create_dir_all(d.join("src")).unwrap();
+    let path = |p: &str| format!("{:?}", root().join(p).display().to_string());
+    let manifest = format!(
+        "[package]\nname = \"capi-from-build-rs\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [lib]\nname = \"frombuild\"\ncrate-type = [\"cdylib\"]\n\n\
+         [dependencies]\nruntime = {{ package = \"flashc-runtime\", path = {}, default-features = false }}\n\n\
+         [build-dependencies]\ntranspiler = {{ package = \"flashc-transpiler\", path = {} }}\n\n\
+         [workspace]\n\n[profile.release]\npanic = \"unwind\"\n",
+        path("runtime"),
+        path("transpiler")
+    );
+    let spec = root().join("models/pid_gan.json");
+    let build_rs = format!(
+        r#"use std::path::PathBuf;
+use transpiler::capi;
+
+fn main() -> Result<(), transpiler::Error> {{
+    let specs = [{spec:?}];
+    transpiler::compile_models(&specs)?;
+    let models = specs
+        .iter()
+        .map(|s| Ok(capi::CModel::new(&transpiler::load(s)?, Some("gan"))))
+        .collect::<Result<Vec<_>, transpiler::Error>>()?;
+    let out = capi::emit(&models, &capi::Options::new().header_stem("gan"))?;
+    let dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
+    transpiler::write_if_changed(&dir.join("flashc_capi.rs"), out.capi_rs.as_bytes())?;
+    transpiler::write_if_changed(&dir.join("flashc_ffi.rs"), out.ffi_rs.as_bytes())?;
+    transpiler::write_if_changed(&dir.join("gan.h"), out.header.as_bytes())?;
+    Ok(())
+}}
+"#,
+        spec = spec.display().to_string()
+    );
+    let lib_rs = "#[allow(dead_code)]\npub mod models { include!(concat!(env!(\"OUT_DIR\"), \"/flashc_models.rs\")); }\n\
+                  mod ffi { include!(concat!(env!(\"OUT_DIR\"), \"/flashc_ffi.rs\")); }\n\
+                  pub mod capi { include!(concat!(env!(\"OUT_DIR\"), \"/flashc_capi.rs\")); }\n";
+    for (file, text) in [("Cargo.toml", manifest.as_str()), ("build.rs", &build_rs), ("src/lib.rs", lib_rs)] {
+        if std::fs::read_to_string(d.join(file)).ok().as_deref() != Some(text) {
+            std::fs::write(d.join(file), text).unwrap();
+        }
+    }
+    if !d.join("Cargo.lock").exists() {
+        // The workspace's lock file: the same dependency versions as flashc itself.
+        std::fs::copy(root().join("Cargo.lock"), d.join("Cargo.lock")).unwrap();
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run_ok(
+        Command::new(cargo)
+            .args(["build", "--release", "--quiet", "--manifest-path"])
+            .arg(d.join("Cargo.toml"))
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET_DIR"),
+    );
+    let lib = d.join("target/release/libfrombuild.so");
+    let nm = run_ok(Command::new("nm").args(["-D", "--defined-only"]).arg(&lib));
+    let exported: BTreeSet<&str> = nm
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace().rev();
+            let name = parts.next()?;
+            (parts.next()? == "T").then_some(name)
+        })
+        .collect();
+    let expected: BTreeSet<String> = SUFFIXES.iter().map(|s| format!("gan{s}")).collect();
+    assert_eq!(
+        exported,
+        expected.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        "{}",
+        lib.display()
+    );
+    // Run by the C host: its checks pass and the results are the Rust API's, bit for bit.
+    let model = generated::by_name("pid_gan").expect("pid_gan is compiled");
+    let f = fixture(model);
+    let p = |ext: &str| d.join(format!("pid_gan.{ext}"));
+    write_f32(&p("in.f32"), &f.inputs);
+    write_f32(&p("noise.f32"), &f.noise);
+    let stdout = run_ok(
+        Command::new(c_host())
+            .arg("run")
+            .arg(&lib)
+            .arg("gan")
+            .arg(f.rows.to_string())
+            .args([p("in.f32"), p("noise.f32"), p("row.f32"), p("batch.f32")]),
+    );
+    assert!(stdout.contains("checks ok"), "{stdout}");
+    let rust = rust_outputs(model, &f);
+    assert!(same_bits(&read_f32(&p("row.f32")), &rust), "the build-script library and the Rust API differ");
+    assert!(same_bits(&read_f32(&p("batch.f32")), &rust));
 }

@@ -3,20 +3,21 @@
 //!
 //! Steps: every spec is loaded and validated and every symbol checked before anything is written;
 //! then the crate is written (models transpiled into `models/`, the runtime sources embedded in this
-//! binary into `runtime/`, `src/capi.rs` with one `extern "C"` entry point per symbol); then
+//! binary into `runtime/`, `src/capi.rs` with one `extern "C"` entry point per symbol, written by
+//! `transpiler::capi` as a build script would); then
 //! `cargo rustc --release` builds it; finally the library and the header are written next to their
 //! destinations under temporary names and renamed, so a failure never leaves a partial file.
 
 mod emit;
 mod runtime_src;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use emit::CModel;
+use transpiler::capi::{self, CModel};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -77,216 +78,6 @@ fn parse_model_arg(arg: &str) -> ModelArg {
     }
 }
 
-/// C and C++ keywords and standard names: a model exported under one of them would not compile
-/// in C or would interpose a C library function for the whole process.
-const RESERVED: &[&str] = &[
-    // C99 / C11 keywords
-    "auto",
-    "break",
-    "case",
-    "char",
-    "const",
-    "continue",
-    "default",
-    "do",
-    "double",
-    "else",
-    "enum",
-    "extern",
-    "float",
-    "for",
-    "goto",
-    "if",
-    "inline",
-    "int",
-    "long",
-    "register",
-    "restrict",
-    "return",
-    "short",
-    "signed",
-    "sizeof",
-    "static",
-    "struct",
-    "switch",
-    "typedef",
-    "union",
-    "unsigned",
-    "void",
-    "volatile",
-    "while",
-    // C++ keywords and alternative tokens
-    "alignas",
-    "alignof",
-    "and",
-    "and_eq",
-    "asm",
-    "bitand",
-    "bitor",
-    "bool",
-    "catch",
-    "char16_t",
-    "char32_t",
-    "class",
-    "compl",
-    "constexpr",
-    "const_cast",
-    "decltype",
-    "delete",
-    "dynamic_cast",
-    "explicit",
-    "export",
-    "false",
-    "friend",
-    "mutable",
-    "namespace",
-    "new",
-    "noexcept",
-    "not",
-    "not_eq",
-    "nullptr",
-    "operator",
-    "or",
-    "or_eq",
-    "private",
-    "protected",
-    "public",
-    "reinterpret_cast",
-    "static_assert",
-    "static_cast",
-    "template",
-    "this",
-    "thread_local",
-    "throw",
-    "true",
-    "try",
-    "typeid",
-    "typename",
-    "using",
-    "virtual",
-    "wchar_t",
-    "xor",
-    "xor_eq",
-    // C library functions a model name could plausibly collide with
-    "main",
-    "exit",
-    "abort",
-    "malloc",
-    "calloc",
-    "realloc",
-    "free",
-    "memcpy",
-    "memmove",
-    "memset",
-    "strlen",
-    "printf",
-    "puts",
-    "exp",
-    "expf",
-    "exp2",
-    "log",
-    "logf",
-    "log2",
-    "log10",
-    "log1p",
-    "pow",
-    "powf",
-    "sqrt",
-    "sqrtf",
-    "sin",
-    "cos",
-    "tan",
-    "sinh",
-    "cosh",
-    "tanh",
-    "tanhf",
-    "erf",
-    "erff",
-    "erfc",
-    "floor",
-    "ceil",
-    "round",
-    "fabs",
-    "fmax",
-    "fmin",
-    "fma",
-    "atan2",
-    "select",
-    "signal",
-    "time",
-    "random",
-    "rand",
-    "dlopen",
-    "dlsym",
-];
-
-/// Checks the C symbols (`(symbol, where it comes from)`): valid identifiers, not reserved, and no
-/// two exported names (`SYMBOL`, `SYMBOL_batch`, ... and the header's `SYMBOL_N_INPUTS`, ...) equal.
-/// Returns every problem found.
-fn check_symbols(symbols: &[(String, String)]) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut taken: HashMap<String, (usize, &str)> = HashMap::new();
-    let mut taken_macros: HashMap<String, usize> = HashMap::new();
-    for (k, (sym, origin)) in symbols.iter().enumerate() {
-        let valid = sym.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && sym.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            problems.push(format!(
-                "{origin}: `{sym}` is not a valid C symbol name\n  hint: use letters, digits and `_`, not starting with a digit (SYMBOL=spec.json sets it)"
-            ));
-            continue;
-        }
-        if sym.starts_with("__") || (sym.starts_with('_') && sym.chars().nth(1).is_some_and(|c| c.is_ascii_uppercase()))
-        {
-            problems.push(format!(
-                "{origin}: `{sym}` is reserved to the C implementation (it starts with `__` or `_` and a capital)\n  hint: rename it with SYMBOL=spec.json"
-            ));
-            continue;
-        }
-        if RESERVED.contains(&sym.as_str()) {
-            problems.push(format!(
-                "{origin}: `{sym}` is a C/C++ keyword or a C library function name\n  hint: rename it with SYMBOL=spec.json, e.g. model_{sym}=..."
-            ));
-            continue;
-        }
-        for suffix in emit::SUFFIXES {
-            let name = format!("{sym}{suffix}");
-            if let Some(&(other, other_suffix)) = taken.get(&name) {
-                let what = |s: &str| {
-                    if s.is_empty() {
-                        "entry point".to_string()
-                    } else {
-                        format!("`{s}` function")
-                    }
-                };
-                problems.push(format!(
-                    "symbol clash: `{name}` would be both the {} of `{sym}` ({origin}) and the {} of `{}` ({})\n  hint: export one of them under another name with SYMBOL=spec.json",
-                    what(suffix),
-                    what(other_suffix),
-                    symbols[other].0,
-                    symbols[other].1
-                ));
-                break;
-            }
-            taken.insert(name, (k, suffix));
-        }
-        let up = sym.to_ascii_uppercase();
-        for suffix in emit::MACRO_SUFFIXES {
-            if let Some(&other) = taken_macros.get(&format!("{up}{suffix}")) {
-                if symbols[other].0 != *sym {
-                    problems.push(format!(
-                        "symbol clash: `{sym}` ({origin}) and `{}` ({}) differ only in case, so their header macros `{up}{suffix}` collide\n  hint: rename one with SYMBOL=spec.json",
-                        symbols[other].0, symbols[other].1
-                    ));
-                }
-                break;
-            }
-            taken_macros.insert(format!("{up}{suffix}"), k);
-        }
-    }
-    problems
-}
-
 /// A validated model to export.
 struct Export {
     c: CModel,
@@ -317,44 +108,17 @@ fn plan(args: &[String]) -> Result<Vec<Export>> {
                 continue;
             }
         };
-        let spec = match transpiler::spec::read(&arg.spec) {
-            Ok(s) => s,
-            Err(e) => {
-                problems.push(format!("{e}"));
-                continue;
-            }
-        };
-        let inputs: Vec<String> = spec.inputs.iter().flat_map(|i| i.columns.iter().cloned()).collect();
-        let outputs: Vec<String> = spec.outputs.iter().flat_map(|o| o.columns.iter().cloned()).collect();
-        if inputs.len() != model.n_inputs() || outputs.len() != model.n_outputs() {
-            problems.push(format!(
-                "{}: the spec names {} input and {} output columns but the model has {} inputs and {} outputs\n  hint: this is a bug in flashc; please report it with the spec",
-                arg.spec.display(), inputs.len(), outputs.len(), model.n_inputs(), model.n_outputs()
-            ));
-            continue;
-        }
-        if let Some(bad) = inputs.iter().chain(&outputs).find(|c| c.contains('\0')) {
+        let mut c = CModel::new(&model, arg.symbol.as_deref());
+        c.source = arg.spec.display().to_string();
+        if let Some(bad) = c.inputs.iter().chain(&c.outputs).find(|c| c.contains('\0')) {
             problems.push(format!(
                 "{}: column name {bad:?} contains a NUL character, which a C string cannot hold\n  hint: rename the column in the spec",
                 arg.spec.display()
             ));
             continue;
         }
-        let noise = match &spec.noise {
-            Some(n) if model.n_noise() > 0 => n.distribution.clone(),
-            _ => "none".to_string(),
-        };
         exports.push(Export {
-            c: CModel {
-                symbol: arg.symbol.clone().unwrap_or_else(|| model.name().to_string()),
-                model: model.name().to_string(),
-                source: arg.spec.display().to_string(),
-                description: spec.description.clone().filter(|d| !d.trim().is_empty()),
-                inputs,
-                outputs,
-                n_noise: model.n_noise(),
-                noise,
-            },
+            c,
             spec: arg.spec.clone(),
         });
     }
@@ -383,7 +147,7 @@ fn plan(args: &[String]) -> Result<Vec<Export>> {
             )
         })
         .collect();
-    problems.extend(check_symbols(&symbols));
+    problems.extend(capi::check_symbols(&symbols));
     if !problems.is_empty() {
         bail!(
             "nothing was written: {} problem{} found\n\n{}",
@@ -455,7 +219,7 @@ const REGISTRY: &str = "flashc_models.rs";
 const MARKER: &str = "# @generated by flashc compile";
 
 /// Writes the whole crate into `dir`.
-fn write_crate(dir: &Path, exports: &[Export], args: &Args, soname: Option<&str>, header: &str) -> Result<()> {
+fn write_crate(dir: &Path, exports: &[Export], args: &Args, soname: Option<&str>, c_abi: &capi::CApi) -> Result<()> {
     let manifest = dir.join("Cargo.toml");
     if dir.exists() {
         let ours = std::fs::read_to_string(&manifest).is_ok_and(|m| m.starts_with(MARKER));
@@ -531,9 +295,9 @@ fn write_crate(dir: &Path, exports: &[Export], args: &Args, soname: Option<&str>
     }
     write_if_changed(&dir.join("build.rs"), emit::build_rs(soname).as_bytes())?;
     write_if_changed(&dir.join("src/lib.rs"), emit::lib_rs(&models).as_bytes())?;
-    write_if_changed(&dir.join("src/capi.rs"), emit::capi_rs(&models).as_bytes())?;
-    write_if_changed(&dir.join("src/ffi.rs"), emit::ffi_rs().as_bytes())?;
-    write_if_changed(&dir.join("include/flashc_capi.h"), header.as_bytes())?;
+    write_if_changed(&dir.join("src/capi.rs"), c_abi.capi_rs.as_bytes())?;
+    write_if_changed(&dir.join("src/ffi.rs"), c_abi.ffi_rs.as_bytes())?;
+    write_if_changed(&dir.join("include/flashc_capi.h"), c_abi.header.as_bytes())?;
     write_if_changed(&dir.join(".gitignore"), b"/target\n")?;
     Ok(())
 }
@@ -705,7 +469,10 @@ pub fn run(args: &Args) -> Result<()> {
         (Some(n), false) => format!("Shared library {n}: dlopen() it, or link with  cc prog.c -L. -l:{n}"),
         (None, _) => "Build the crate with  cargo build --release  (cdylib and staticlib).".to_string(),
     };
-    let header = emit::header(&models, &stem, &link);
+    // The crate's runtime dependency is named `runtime`; its models module is `crate::models`
+    // and the plumbing `crate::ffi` (emit::lib_rs): the defaults of `capi::Options`.
+    let c_abi = capi::emit(&models, &capi::Options::new().header_stem(stem).link_note(link))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let soname = out_name.as_deref().filter(|_| {
         !args.staticlib
             && !args
@@ -722,7 +489,7 @@ pub fn run(args: &Args) -> Result<()> {
             temp.0.clone()
         }
     };
-    write_crate(&dir, &exports, args, soname, &header)?;
+    write_crate(&dir, &exports, args, soname, &c_abi)?;
     let Some(output) = &args.output else {
         eprintln!(
             "wrote the crate {} ({} model{})",
@@ -736,7 +503,7 @@ pub fn run(args: &Args) -> Result<()> {
     let lib = std::fs::read(&built).with_context(|| format!("cannot read {}", built.display()))?;
     let staged_lib = Staged::new(output, &lib)?;
     let staged_header = match &args.header {
-        Some(h) => Some(Staged::new(h, header.as_bytes())?),
+        Some(h) => Some(Staged::new(h, c_abi.header.as_bytes())?),
         None => None,
     };
     if !args.staticlib {
@@ -761,48 +528,6 @@ pub fn run(args: &Args) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn syms(list: &[&str]) -> Vec<(String, String)> {
-        list.iter().map(|s| (s.to_string(), format!("{s}.json"))).collect()
-    }
-
-    #[test]
-    fn model_arguments_split_at_the_first_equals_sign() {
-        let a = parse_model_arg("acc=models/a.json");
-        assert_eq!(a.symbol.as_deref(), Some("acc"));
-        assert_eq!(a.spec, PathBuf::from("models/a.json"));
-        assert_eq!(parse_model_arg("models/a.json").symbol, None);
-        assert_eq!(parse_model_arg("dir/x=y.json").symbol, None, "a path with = is a path");
-    }
-
-    #[test]
-    fn valid_distinct_symbols_pass() {
-        assert!(check_symbols(&syms(&["tracking_acceptance", "pid_gan", "Res2"])).is_empty());
-    }
-
-    #[test]
-    fn clashes_are_found_including_derived_names_and_case() {
-        let p = check_symbols(&syms(&["a", "a"]));
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].contains("symbol clash: `a`"), "{p:?}");
-        let p = check_symbols(&syms(&["a", "a_batch"]));
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert!(
-            p[0].contains("`a_batch`") && p[0].contains("`_batch` function"),
-            "{p:?}"
-        );
-        let p = check_symbols(&syms(&["net", "NET"]));
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].contains("differ only in case"), "{p:?}");
-    }
-
-    #[test]
-    fn bad_names_are_rejected() {
-        for bad in ["9lives", "a-b", "", "__x", "_X", "int", "class", "exp", "tanh"] {
-            let p = check_symbols(&syms(&[bad]));
-            assert_eq!(p.len(), 1, "{bad}: {p:?}");
-        }
-    }
 
     #[test]
     fn artefact_names_follow_the_platform() {

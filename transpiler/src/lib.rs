@@ -60,6 +60,7 @@
 #![allow(clippy::manual_is_multiple_of)]
 
 pub mod baseline;
+pub mod capi;
 pub mod codegen;
 mod error;
 pub mod ir;
