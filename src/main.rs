@@ -5,6 +5,7 @@ mod bench;
 mod compile;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -36,8 +37,27 @@ enum Command {
     Compile(compile::Args),
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The library errors carry their own "error: ..." lines and hints; add the context
+            // lines around them, without a backtrace.
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            for (i, line) in chain.iter().enumerate() {
+                if i == 0 && !line.starts_with("error") {
+                    eprintln!("error: {line}");
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Compile(args) => compile::run(&args),
         Command::Models => {

@@ -87,11 +87,18 @@ pub struct OutputSpec {
 
 /// Parses spec text; `path` is only used in the error (which carries line and column).
 pub fn parse(path: &Path, text: &str) -> Result<Spec, Error> {
-    serde_json::from_str(text).map_err(|e| Error::Json {
-        path: path.to_owned(),
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
+    serde_json::from_str(text).map_err(|e| {
+        // A spec of another format version need not have this version's shape: when it does
+        // not parse, name the version rather than a missing field.
+        if let Ok(serde_json::Value::Object(top)) = serde_json::from_str::<serde_json::Value>(text) {
+            if let Some(serde_json::Value::String(format)) = top.get("format") {
+                let file = path.display().to_string();
+                if let Some(problem) = crate::ir::lower::format_problem(format, &file) {
+                    return Error::Invalid { file, problems: vec![problem] };
+                }
+            }
+        }
+        Error::Json { path: path.to_owned(), line: e.line(), column: e.column(), message: e.to_string() }
     })
 }
 

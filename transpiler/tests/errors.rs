@@ -240,6 +240,16 @@ fn wrong_format_version_lists_supported() {
 }
 
 #[test]
+fn other_format_version_with_another_shape_reports_the_version_not_a_field() {
+    let d = dir();
+    let p = d.path().join("future.json");
+    std::fs::write(&p, r#"{"format": "flashc/2", "model": {"layers": []}}"#).unwrap();
+    let e = load_err(&p);
+    assert_has(&e, &["future.json", "format \"flashc/2\" is not supported", "hint: supported formats"]);
+    assert!(!e.contains("missing field"), "{e}");
+}
+
+#[test]
 fn missing_weights_file_names_both_files() {
     let d = dir();
     let (mut spec, w) = tiny_spec();

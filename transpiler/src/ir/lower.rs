@@ -27,20 +27,27 @@ pub struct Lowered {
     pub warnings: Vec<String>,
 }
 
+/// The problem with a spec's `format` string, if it is not one this crate reads.
+pub fn format_problem(format: &str, file: &str) -> Option<Problem> {
+    (!crate::spec::SUPPORTED_FORMATS.contains(&format)).then(|| {
+        Problem::model(
+            file,
+            format!("format \"{format}\" is not supported"),
+            format!(
+                "supported formats: {}; re-export the model with a matching exporter version",
+                quoted(crate::spec::SUPPORTED_FORMATS)
+            ),
+        )
+    })
+}
+
 /// Lowers `spec`, reading tensors from `weights`; `file` is the spec path as given.
 pub fn lower(spec: &Spec, weights: &Weights, file: &str) -> Lowered {
     let mut problems = Vec::new();
     let mut broken = BTreeSet::new();
     let mut used = BTreeSet::new();
-    if !crate::spec::SUPPORTED_FORMATS.contains(&spec.format.as_str()) {
-        problems.push(Problem::model(
-            file,
-            format!("format \"{}\" is not supported", spec.format),
-            format!(
-                "supported formats: {}; re-export the model with a matching exporter version",
-                quoted(crate::spec::SUPPORTED_FORMATS)
-            ),
-        ));
+    if let Some(p) = format_problem(&spec.format, file) {
+        problems.push(p);
     }
     let noise = spec.noise.as_ref().map(|n| Noise {
         name: n.name.clone(),
