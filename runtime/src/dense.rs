@@ -22,8 +22,9 @@
 //!   16 registers. AVX-512: 12 rows × 2 zmm (two panels) = 24 accumulators (32 registers).
 //!   NEON: 6 rows × 4 q-registers (one panel). Portable: 2 rows × one 16-lane panel.
 //!   Row blocks are grouped in tiles of about 24 rows; for each group of vector columns the
-//!   tile's blocks are swept while those weights stay in L1.
-//! * Weight streaming (batch 1, and the rows left over after the blocks): one row against up
+//!   tile's blocks are swept while those weights stay in L1. Leftover rows go through blocks
+//!   of 4 and then 2 rows (same loop, fewer accumulators) before the streaming path.
+//! * Weight streaming (batch 1, and the last row left over after the blocks): one row against up
 //!   to 8 vectors of accumulators (4 panels on AVX2, 8 on AVX-512) at a time, so consecutive
 //!   FMAs are independent and the weights are read once per row.
 //!
@@ -226,7 +227,8 @@ fn run(tier: Tier, d: &Dense, rows: usize, x: &[f32], xs: usize, y: &mut [f32], 
     }
 }
 
-/// Blocks of `R` rows × `C` vectors, then the leftover rows one at a time against `CS` vectors.
+/// Blocks of `R` rows × `C` vectors, then leftover blocks of 4 and 2 rows, then the last rows
+/// one at a time against `CS` vectors.
 #[inline(always)]
 unsafe fn drive<S: Simd, const R: usize, const C: usize, const CS: usize>(c: Ctx, rows: usize) {
     let nvec = n_panels(c.d.n_out) * PANEL / S::LANES;
@@ -253,6 +255,16 @@ unsafe fn drive<S: Simd, const R: usize, const C: usize, const CS: usize>(c: Ctx
         epilogue::<S>(c, r0, t_end - r0);
         r0 = t_end;
     }
+    // Leftover rows (fewer than R): blocks of 4 and 2 rows where R is larger, so that they
+    // still share weight loads; the last single row streams.
+    if R > 4 && rows - r0 >= 4 {
+        small_block::<S, 4, C>(c, r0, nvec);
+        r0 += 4;
+    }
+    if R > 2 && rows - r0 >= 2 {
+        small_block::<S, 2, C>(c, r0, nvec);
+        r0 += 2;
+    }
     while r0 < rows {
         let mut v0 = 0;
         while v0 + CS <= nvec {
@@ -265,6 +277,22 @@ unsafe fn drive<S: Simd, const R: usize, const C: usize, const CS: usize>(c: Ctx
         epilogue::<S>(c, r0, 1);
         r0 += 1;
     }
+}
+
+/// `R2` rows starting at `r0` over all `nvec` vector columns, `C` at a time, then their epilogue.
+#[inline(always)]
+unsafe fn small_block<S: Simd, const R2: usize, const C: usize>(c: Ctx, r0: usize, nvec: usize) {
+    let mut v0 = 0;
+    while v0 < nvec {
+        let n = C.min(nvec - v0);
+        if n == C {
+            block::<S, R2, C>(c, r0, v0);
+        } else {
+            block_cols::<S, R2>(c, r0, v0, n);
+        }
+        v0 += n;
+    }
+    epilogue::<S>(c, r0, R2);
 }
 
 /// A block of `R` rows × `n` vectors (n < 8) with `n` known only at run time.

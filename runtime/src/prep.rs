@@ -70,9 +70,20 @@ fn interp(x: f64, n: usize, xp: impl Fn(usize) -> f64, fp: impl Fn(usize) -> f64
 }
 
 /// The normal-output clip bounds `(Φ⁻¹(t − ε), Φ⁻¹(1 − (t − ε)))`, `ε = 2⁻⁵²` (`np.spacing(1)`).
+///
+/// Two `norm_ppf` calls; the value for sklearn's default threshold (1e-7) is computed once.
 pub fn quantile_clip(bounds_threshold: f64) -> (f64, f64) {
-    let eps = f64::EPSILON;
-    (norm_ppf(bounds_threshold - eps), norm_ppf(1.0 - (bounds_threshold - eps)))
+    fn compute(t: f64) -> (f64, f64) {
+        let eps = f64::EPSILON;
+        (norm_ppf(t - eps), norm_ppf(1.0 - (t - eps)))
+    }
+    const DEFAULT_THRESHOLD: f64 = 1e-7;
+    static DEFAULT: std::sync::OnceLock<(f64, f64)> = std::sync::OnceLock::new();
+    if bounds_threshold == DEFAULT_THRESHOLD {
+        *DEFAULT.get_or_init(|| compute(DEFAULT_THRESHOLD))
+    } else {
+        compute(bounds_threshold)
+    }
 }
 
 /// sklearn's forward transform of one value of a column (`col_q`: the column's quantiles,
@@ -133,7 +144,8 @@ fn quantile_apply(q: &Quantile, rows: usize, data: &mut [f32], stride: usize, co
     assert!(n >= 1, "quantile: at least one quantile");
     assert!(q.references.len() >= n, "quantile: {n} references needed");
     assert!(q.quantiles.len() >= cols.len() * n, "quantile: {n} quantiles per column needed");
-    let clip = quantile_clip(q.bounds_threshold);
+    // The clip bounds are only used by the forward transform.
+    let clip = if inverse { (f64::NEG_INFINITY, f64::INFINITY) } else { quantile_clip(q.bounds_threshold) };
     for (i, &c) in cols.iter().enumerate() {
         let col_q = &q.quantiles[i * n..(i + 1) * n];
         for r in 0..rows {
