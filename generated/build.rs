@@ -17,7 +17,8 @@ fn main() {
         }
     };
     specs.sort();
-    if let Err(e) = transpiler::compile_models(&specs) {
+    // Also the PTX of each model, for `--device cuda` (it is only text in the binary).
+    if let Err(e) = transpiler::Config::new().ptx(true).compile(&specs) {
         // One clear message, no panic backtrace: cargo shows stderr of a failed build script.
         eprintln!("error: {e}");
         std::process::exit(1);

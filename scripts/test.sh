@@ -4,13 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== Rust: cargo test --workspace --release"
-cargo test --workspace --release --locked
-
-echo "== Python exporter: pytest (framework-free tests)"
+echo "== ptxas (PyPI nvidia-cuda-nvcc-cu12), to assemble every model's PTX in the tests"
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
+FLASHC_PTXAS="$(scripts/install-ptxas.sh | tail -n1)"
+export FLASHC_PTXAS
+
+echo "== Rust: cargo test --workspace --release"
+cargo test --workspace --release --locked
+
+echo "== Rust: the CUDA backend's host side (no GPU needed: no-driver error, CPU fallback)"
+cargo test --release --locked -p flashc-runtime --features cuda --lib cuda
+
+echo "== Python exporter: pytest (framework-free tests)"
 .venv/bin/pip install --quiet --disable-pip-version-check -r python/requirements-ci.txt
 .venv/bin/pip install --quiet --disable-pip-version-check --no-deps ./python
 .venv/bin/python -m pytest -q python/tests -m "not framework"

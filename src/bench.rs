@@ -27,6 +27,10 @@ pub struct Args {
     /// Skip the scikinC-style baseline.
     #[arg(long)]
     no_baseline: bool,
+    /// Where the models run: `cpu`, or `cuda` (GPU through the models' PTX; falls back to the
+    /// CPU with a notice when no GPU can be used).
+    #[arg(long, value_enum, default_value_t = crate::device::Device::Cpu)]
+    device: crate::device::Device,
 }
 
 /// The models benchmarked when none is named.
@@ -94,6 +98,9 @@ pub fn run(args: &Args) -> Result<()> {
         args.models.clone()
     };
     let models = names.iter().map(|n| find(n)).collect::<Result<Vec<_>>>()?;
+    if args.device == crate::device::Device::Cuda {
+        return crate::device::bench(&models, &args.batch, args.seconds);
+    }
     let tiers = crate::parse_tiers(&args.tier)?;
     if args.batch.iter().any(|&b| b == 0) {
         bail!("--batch sizes must be at least 1");

@@ -3,6 +3,7 @@
 mod baseline;
 mod bench;
 mod compile;
+mod device;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,12 @@ enum Command {
     },
     /// Print the ISA tiers this machine supports and the one in use (`FLASHC_ISA` forces one).
     Isa,
+    /// Run every embedded model on the GPU and compare it with the CPU (docs/cuda.md).
+    CudaCheck {
+        /// Rows per model.
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+    },
     /// Compile model specs into a shared or static library with a scikinC-compatible C ABI
     /// and a C/C++ header (docs/c-abi.md).
     Compile(compile::Args),
@@ -76,6 +83,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{model}");
             Ok(())
         }
+        Command::CudaCheck { rows } => device::check(generated::MODELS, rows),
         Command::Isa => {
             let supported = runtime::isa::supported();
             println!("active: {}", runtime::isa::active());

@@ -15,6 +15,8 @@
 //! from [`Model::run`].
 
 pub mod act;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod dense;
 pub mod isa;
 pub mod math;

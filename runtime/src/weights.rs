@@ -2,9 +2,11 @@
 //!
 //! Generated code embeds each model's packed weights as one little-endian `f32` blob:
 //!
-//! ```ignore
-//! static BLOB: &runtime::weights::Aligned<[u8]> = &runtime::weights::Aligned(*include_bytes!("x.bin"));
+//! ```
+//! // Generated code writes `Aligned(*include_bytes!("NAME.weights.bin"))`; here, 1.0 and 2.0.
+//! static BLOB: &runtime::weights::Aligned<[u8]> = &runtime::weights::Aligned([0, 0, 128, 63, 0, 0, 0, 64]);
 //! let w: &'static [f32] = runtime::weights::f32s(BLOB);
+//! assert_eq!(w, &[1.0, 2.0]);
 //! ```
 //!
 //! The 64-byte alignment makes the reinterpretation as `f32` free (no copy) and keeps every

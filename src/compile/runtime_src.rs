@@ -14,6 +14,7 @@ macro_rules! runtime_files {
 /// Every file of the runtime crate that a build needs (its manifest is rewritten by [`manifest`]).
 pub const FILES: &[(&str, &str)] = runtime_files![
     "src/act.rs",
+    "src/cuda.rs",
     "src/dense.rs",
     "src/event/gun.rs",
     "src/event/hepmc2.rs",

@@ -122,6 +122,7 @@ pub struct Config {
     out_dir: Option<PathBuf>,
     runtime_crate: Option<String>,
     emit_rerun_if_changed: Option<bool>,
+    ptx: bool,
 }
 
 /// Name of the registry file written next to the models.
@@ -151,6 +152,14 @@ impl Config {
     /// `cargo:warning=` for warnings).
     pub fn emit_rerun_if_changed(&mut self, on: bool) -> &mut Config {
         self.emit_rerun_if_changed = Some(on);
+        self
+    }
+
+    /// Also writes `<name>.ptx` (the CUDA backend, [`codegen::ptx`]) next to each `<name>.rs`,
+    /// and makes the generated Rust expose it as `PTX`, `PTX_ENTRY` and `ptx_weights()`.
+    /// A model the PTX backend does not support is then a compile error naming the node.
+    pub fn ptx(&mut self, on: bool) -> &mut Config {
+        self.ptx = on;
         self
     }
 
@@ -207,7 +216,14 @@ impl Config {
                     hint: "model names must be unique within one build; rename one (field \"name\")".into(),
                 });
             }
-            let (code, blob) = generate(&model, &rt);
+            let (code, blob) = if self.ptx {
+                let ptx = codegen::ptx::generate(&model)?;
+                write_if_changed(&out_dir.join(codegen::ptx::ptx_file_name(&name)), ptx.as_bytes())?;
+                let program = passes::plan(&passes::optimise(&model));
+                (codegen::rust::model_file_with(&program, &rt, true), codegen::rust::blob_bytes(&program))
+            } else {
+                generate(&model, &rt)
+            };
             let rust_file = out_dir.join(format!("{name}.rs"));
             let weights_file = out_dir.join(codegen::rust::blob_file_name(&name));
             write_if_changed(&rust_file, code.as_bytes())?;
@@ -231,7 +247,7 @@ impl Config {
                 warnings: model.warnings().to_vec(),
             });
         }
-        write_if_changed(&out_dir.join(REGISTRY_FILE), codegen::rust::registry_file(&entries, &rt).as_bytes())?;
+        write_if_changed(&out_dir.join(REGISTRY_FILE), codegen::rust::registry_file_with(&entries, &rt, self.ptx).as_bytes())?;
         Ok(done)
     }
 }

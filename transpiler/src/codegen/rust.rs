@@ -129,6 +129,12 @@ pub fn header(source: &str) -> String {
 /// The generated Rust source of one model. `rt` is the path of the runtime crate (e.g.
 /// `::runtime`).
 pub fn model_file(p: &Program, rt: &TokenStream) -> String {
+    model_file_with(p, rt, false)
+}
+
+/// [`model_file`], plus, when `ptx` is set, the items that wire the model to its PTX
+/// (`<name>.ptx`, written next to the Rust file): `PTX`, `PTX_ENTRY` and `ptx_weights()`.
+pub fn model_file_with(p: &Program, rt: &TokenStream, ptx: bool) -> String {
     let camel = format_ident!("{}", camel_name(&p.name));
     let upper = format_ident!("{}", upper_name(&p.name));
     let name = &p.name;
@@ -428,6 +434,26 @@ pub fn model_file(p: &Program, rt: &TokenStream) -> String {
         quote!(2..=#small => tiles::<#small>(tier, rows, inputs, noise, out),)
     });
 
+    let ptx_items = ptx.then(|| {
+        let file = super::ptx::ptx_file_name(name);
+        let entry = super::ptx::entry_name(name);
+        let weights = if has_weights {
+            quote!(&BLOB.0)
+        } else {
+            quote!(&[])
+        };
+        quote! {
+            /// The model compiled to PTX (see `docs/cuda.md`); its kernel is [`PTX_ENTRY`].
+            pub const PTX: &str = include_str!(#file);
+            /// Name of the PTX kernel entry.
+            pub const PTX_ENTRY: &str = #entry;
+            /// The weight blob the PTX kernel reads (little-endian f32).
+            pub fn ptx_weights() -> &'static [u8] {
+                #weights
+            }
+        }
+    });
+
     let tokens = quote! {
         #(#[doc = #doc_lines])*
         #[derive(Debug, Clone, Copy, Default)]
@@ -438,6 +464,7 @@ pub fn model_file(p: &Program, rt: &TokenStream) -> String {
 
         #blob
         #(#arrays)*
+        #ptx_items
 
         /// Rows per tile: each stack buffer stays within 64 KiB.
         const TILE: usize = #tile;
@@ -506,6 +533,12 @@ pub struct RegistryEntry {
 
 /// `flashc_models.rs`: one module per model, re-exports, `MODELS` (sorted by name) and `by_name`.
 pub fn registry_file(entries: &[RegistryEntry], rt: &TokenStream) -> String {
+    registry_file_with(entries, rt, false)
+}
+
+/// [`registry_file`], plus, when `ptx` is set, `ptx_by_name` (every model's PTX, kernel entry
+/// and weight blob, for the CUDA backend).
+pub fn registry_file_with(entries: &[RegistryEntry], rt: &TokenStream, ptx: bool) -> String {
     let mut entries: Vec<&RegistryEntry> = entries.iter().collect();
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     let mods = entries.iter().map(|e| {
@@ -536,8 +569,25 @@ pub fn registry_file(entries: &[RegistryEntry], rt: &TokenStream) -> String {
         let upper = format_ident!("{}", upper_name(&e.name));
         quote!(&#m::#upper)
     });
+    let ptx_fn = ptx.then(|| {
+        let arms = entries.iter().map(|e| {
+            let m = format_ident!("{}", e.name);
+            let name = &e.name;
+            quote!(#name => Some((#m::PTX, #m::PTX_ENTRY, #m::ptx_weights())),)
+        });
+        quote! {
+            /// The PTX of the model named `name`: `(ptx text, kernel entry, weight blob)`.
+            pub fn ptx_by_name(name: &str) -> Option<(&'static str, &'static str, &'static [u8])> {
+                match name {
+                    #(#arms)*
+                    _ => None,
+                }
+            }
+        }
+    });
     let tokens = quote! {
         #(#mods)*
+        #ptx_fn
 
         /// Every compiled model, sorted by name.
         pub static MODELS: &[&dyn #rt::model::Model] = &[#(#statics),*];
