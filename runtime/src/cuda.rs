@@ -14,6 +14,10 @@
 //!   the copies of one chunk overlap the kernel of the other.
 //! * [`or_cpu`] picks the GPU when it can be had and the compiled CPU model otherwise, with a
 //!   one-line notice.
+//! * [`CudaModel::run_with_philox`] draws the noise in the kernel (entry `<entry>_philox`,
+//!   written for every model with noise): the same Philox4x32-10 + Box-Muller as
+//!   [`crate::rng::fill_batch`], bit for bit, so only inputs, event numbers and particle indices
+//!   travel to the GPU. [`Backend::run_with_philox`] does the same on either device.
 
 use std::fmt;
 use std::sync::Arc;
@@ -96,6 +100,8 @@ pub struct CudaModel {
     ctx: Arc<CudaContext>,
     streams: [Arc<CudaStream>; 2],
     func: CudaFunction,
+    /// The in-kernel noise entry (`<entry>_philox`), for models with noise.
+    philox: Option<CudaFunction>,
     weights: CudaSlice<f32>,
     device: String,
 }
@@ -162,6 +168,16 @@ impl CudaModel {
         let func = module
             .load_function(entry)
             .map_err(drv(format!("find kernel `{entry}`")))?;
+        let philox_entry = format!("{entry}_philox");
+        let philox = if ptx.contains(&format!(".entry {philox_entry}(")) {
+            Some(
+                module
+                    .load_function(&philox_entry)
+                    .map_err(drv(format!("find kernel `{philox_entry}`")))?,
+            )
+        } else {
+            None
+        };
         let s0 = ctx.new_stream().map_err(drv("create a stream".into()))?;
         let s1 = ctx.new_stream().map_err(drv("create a stream".into()))?;
         let floats: Vec<f32> = weights
@@ -180,6 +196,7 @@ impl CudaModel {
             ctx,
             streams: [s0, s1],
             func,
+            philox,
             weights: w,
             device,
         })
@@ -287,6 +304,123 @@ impl CudaModel {
         }
         Ok(rows)
     }
+
+    /// Runs a batch with the noise drawn in the kernel: row `r` gets draws `0 .. N_NOISE` of
+    /// `(seed, events[r], particles[r], stream)`, exactly what
+    /// [`crate::rng::fill_batch`]`(seed, stream, dist, 0, events, particles, noise)` gives on
+    /// the CPU (same bits), then the model runs as in [`CudaModel::run`]. Returns the rows.
+    pub fn run_with_philox(
+        &self,
+        seed: u64,
+        stream: u8,
+        events: &[u64],
+        particles: &[u32],
+        inputs: &[f32],
+        out: &mut [f32],
+    ) -> Result<usize, Error> {
+        self.run_with_philox_at(seed, stream, 0, events, particles, inputs, out)
+    }
+
+    /// [`CudaModel::run_with_philox`] with draws `draw_offset .. draw_offset + N_NOISE`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_with_philox_at(
+        &self,
+        seed: u64,
+        stream: u8,
+        draw_offset: u32,
+        events: &[u64],
+        particles: &[u32],
+        inputs: &[f32],
+        out: &mut [f32],
+    ) -> Result<usize, Error> {
+        let info = self.info;
+        let model = info.name;
+        let rows = check_philox_rows(info, draw_offset, events, particles, inputs, out)?;
+        let Some(func) = &self.philox else {
+            if info.n_noise == 0 {
+                // Nothing to draw: the plain kernel.
+                return self.run(inputs, &[], out);
+            }
+            return Err(Error::Input {
+                model,
+                message: "the PTX has no in-kernel noise entry `<entry>_philox` (PTX written before the entry existed)".into(),
+            });
+        };
+        if rows == 0 || info.n_outputs == 0 {
+            return Ok(rows);
+        }
+        let drv = |action: &'static str| {
+            move |e: cudarc::driver::DriverError| Error::Driver {
+                model,
+                action: action.into(),
+                message: e.to_string(),
+            }
+        };
+        let (ni, no) = (info.n_inputs, info.n_outputs);
+        let chunk = rows.min(CHUNK_ROWS);
+        let mut bufs = Vec::with_capacity(2);
+        for s in &self.streams {
+            let a = s
+                .alloc_zeros::<f32>((chunk * ni).max(1))
+                .map_err(drv("allocate device memory"))?;
+            let c = s
+                .alloc_zeros::<f32>((chunk * no).max(1))
+                .map_err(drv("allocate device memory"))?;
+            let e = s
+                .alloc_zeros::<u64>(chunk)
+                .map_err(drv("allocate device memory"))?;
+            let p = s
+                .alloc_zeros::<u32>(chunk)
+                .map_err(drv("allocate device memory"))?;
+            bufs.push((a, c, e, p));
+        }
+        let (seed_lo, seed_hi, stream_u32) = (seed as u32, (seed >> 32) as u32, stream as u32);
+        let mut row0 = 0;
+        for (k, out_chunk) in out.chunks_mut(chunk * no).enumerate() {
+            let n = out_chunk.len() / no;
+            let s = &self.streams[k % 2];
+            let (din, dout, dev, dpa) = &mut bufs[k % 2];
+            if ni > 0 {
+                s.memcpy_htod(
+                    &inputs[row0 * ni..(row0 + n) * ni],
+                    &mut din.slice_mut(0..n * ni),
+                )
+                .map_err(drv("copy inputs to the GPU"))?;
+            }
+            s.memcpy_htod(&events[row0..row0 + n], &mut dev.slice_mut(0..n))
+                .map_err(drv("copy event numbers to the GPU"))?;
+            s.memcpy_htod(&particles[row0..row0 + n], &mut dpa.slice_mut(0..n))
+                .map_err(drv("copy particle indices to the GPU"))?;
+            let rows_u32 = n as u32;
+            let cfg = LaunchConfig {
+                grid_dim: ((n as u32).div_ceil(BLOCK), 1, 1),
+                block_dim: (BLOCK, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = s.launch_builder(func);
+            b.arg(&*din)
+                .arg(&mut *dout)
+                .arg(&self.weights)
+                .arg(&rows_u32)
+                .arg(&seed_lo)
+                .arg(&seed_hi)
+                .arg(&stream_u32)
+                .arg(&*dev)
+                .arg(&*dpa)
+                .arg(&draw_offset);
+            // SAFETY: the kernel reads n rows of inputs, event numbers and particle indices and
+            // writes n rows of outputs, all within the buffers allocated above (chunk ≥ n rows
+            // each), and the weight blob; the arguments follow the entry's parameter list.
+            unsafe { b.launch(cfg) }.map_err(drv("launch the kernel"))?;
+            s.memcpy_dtoh(&dout.slice(0..n * no), out_chunk)
+                .map_err(drv("copy outputs from the GPU"))?;
+            row0 += n;
+        }
+        for s in &self.streams {
+            s.synchronize().map_err(drv("wait for the GPU"))?;
+        }
+        Ok(rows)
+    }
 }
 
 /// FP32 FMA lanes per SM by compute capability (NVIDIA's published figures).
@@ -298,6 +432,47 @@ pub fn fp32_lanes_per_sm(cc: (i32, i32)) -> Option<u32> {
         (10, _) | (12, _) => Some(128),
         _ => None,
     }
+}
+
+/// Checks the buffers of a run with in-kernel noise: one event number and one particle index
+/// per row, inputs and outputs of as many rows, draws within 0..2^32. Returns the rows.
+fn check_philox_rows(
+    info: &ModelInfo,
+    draw_offset: u32,
+    events: &[u64],
+    particles: &[u32],
+    inputs: &[f32],
+    out: &[f32],
+) -> Result<usize, Error> {
+    let model = info.name;
+    let rows = events.len();
+    let shape = |what, expected, got| {
+        Error::Shape(crate::model::Error::Shape {
+            model,
+            what,
+            expected,
+            got,
+        })
+    };
+    if particles.len() != rows {
+        return Err(shape("particles", rows, particles.len()));
+    }
+    if inputs.len() != rows * info.n_inputs {
+        return Err(shape("inputs", rows * info.n_inputs, inputs.len()));
+    }
+    if out.len() != rows * info.n_outputs {
+        return Err(shape("outputs", rows * info.n_outputs, out.len()));
+    }
+    if draw_offset as u64 + info.n_noise as u64 > 1 << 32 {
+        return Err(Error::Input {
+            model,
+            message: format!(
+                "draws {draw_offset}..{draw_offset}+{} leave the draw-index range 0..2^32",
+                info.n_noise
+            ),
+        });
+    }
+    Ok(rows)
 }
 
 /// The device a model runs on: the GPU, or the compiled CPU model.
@@ -312,6 +487,38 @@ impl Backend {
         match self {
             Backend::Cuda(m) => m.run(inputs, noise, out),
             Backend::Cpu(m) => Ok(m.run(inputs, noise, out)?),
+        }
+    }
+
+    /// Runs a batch with the noise of `(seed, events[r], particles[r], stream)`, draws
+    /// `0 .. N_NOISE` per row: in the kernel on the GPU ([`CudaModel::run_with_philox`]), with
+    /// [`crate::rng::fill_batch`] on the CPU. Both give the same noise bits.
+    pub fn run_with_philox(
+        &self,
+        seed: u64,
+        stream: u8,
+        events: &[u64],
+        particles: &[u32],
+        inputs: &[f32],
+        out: &mut [f32],
+    ) -> Result<usize, Error> {
+        match self {
+            Backend::Cuda(m) => m.run_with_philox(seed, stream, events, particles, inputs, out),
+            Backend::Cpu(m) => {
+                let info = m.info();
+                let rows = check_philox_rows(info, 0, events, particles, inputs, out)?;
+                let mut noise = vec![0f32; rows * info.n_noise];
+                let dist = match info.noise {
+                    crate::model::Noise::Normal => Some(crate::rng::Distribution::Normal),
+                    crate::model::Noise::Uniform => Some(crate::rng::Distribution::Uniform),
+                    crate::model::Noise::None => None,
+                };
+                if let Some(dist) = dist {
+                    crate::rng::fill_batch(seed, stream, dist, 0, events, particles, &mut noise);
+                }
+                m.run(inputs, &noise, out)?;
+                Ok(rows)
+            }
         }
     }
 
@@ -444,9 +651,67 @@ mod tests {
         assert!(matches!(e, Error::Shape(_)), "{e}");
     }
 
+    /// A CPU model with noise: `y = x + z`.
+    struct AddNoise;
+    static NOISY: ModelInfo = ModelInfo {
+        name: "add_noise",
+        source: "test",
+        n_inputs: 1,
+        n_noise: 1,
+        n_outputs: 1,
+        input_columns: &["x"],
+        output_columns: &["y"],
+        noise: Noise::Normal,
+        macs_per_row: 0,
+    };
+    impl Model for AddNoise {
+        fn info(&self) -> &'static ModelInfo {
+            &NOISY
+        }
+        fn run_unchecked(
+            &self,
+            _tier: Tier,
+            rows: usize,
+            inputs: &[f32],
+            noise: &[f32],
+            out: &mut [f32],
+        ) {
+            for r in 0..rows {
+                out[r] = inputs[r] + noise[r];
+            }
+        }
+    }
+    static ADD_NOISE: AddNoise = AddNoise;
+
+    #[test]
+    fn cpu_backend_runs_with_the_rng_noise_of_each_row() {
+        let backend = Backend::Cpu(&ADD_NOISE);
+        let events = [0u64, 1 << 40, 7, 7];
+        let particles = [0u32, 3, 1, 2];
+        let x = [0.0f32, 10.0, 20.0, 30.0];
+        let mut out = [f32::NAN; 4];
+        let rows = backend
+            .run_with_philox(99, 5, &events, &particles, &x, &mut out)
+            .unwrap();
+        assert_eq!(rows, 4);
+        for r in 0..4 {
+            let z = crate::rng::Stream::new(99, events[r], particles[r], 5).normal(0);
+            assert_eq!(out[r], x[r] + z, "row {r}");
+        }
+        // One event number and one particle index per row.
+        let e = backend
+            .run_with_philox(99, 5, &events[..3], &particles, &x[..3], &mut out[..3])
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Shape(_)) && e.to_string().contains("particles"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn model_creation_feeds_or_cpu_on_any_machine() {
-        let (backend, notice) = or_cpu(&DOUBLE, CudaModel::new(&INFO, PTX, "flashc_double", &[], 0));
+        let (backend, notice) =
+            or_cpu(&DOUBLE, CudaModel::new(&INFO, PTX, "flashc_double", &[], 0));
         if driver_present() {
             // With a driver: the GPU, or the CPU with the driver's reason.
             assert!(backend.is_cuda() || notice.is_some_and(|n| n.contains("CUDA error")));

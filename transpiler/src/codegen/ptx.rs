@@ -25,7 +25,12 @@
 //!   pre/post-processing (`erfc`, `Φ`, `Φ⁻¹`, used by the quantile transform) follow the
 //!   runtime's f64 code, with this module's own f64 `exp` and `ln` (the CPU uses the platform
 //!   libm there, so those agree to about one ulp, not bit for bit).
-//! * **Noise** comes from the caller's noise buffer, as on the CPU.
+//! * **Noise** comes from the caller's noise buffer in `flashc_<name>`, as on the CPU. For a
+//!   model with noise two more entries draw it in the kernel with the runtime's
+//!   `rng::fill_batch` algorithm, bit for bit: Philox4x32-10 (`mul.hi.u32`/`mul.lo.u32`, key =
+//!   seed, counter = (draw block, particle, event bits 0..32, event bits 32..48 | stream << 16 |
+//!   domain << 24)), uniforms `(2·(x >> 9) + 1)·2^-24`, and Box-Muller with the runtime's own
+//!   `ln`/`sin`/`cos` polynomials in separately rounded `.rn` operations (no FMA, like the CPU).
 //!
 //! # Kernel ABI
 //!
@@ -37,6 +42,20 @@
 //! (`<name>.weights.bin`, little-endian f32, 16-byte aligned). Grid: `ceil(rows / BLOCK)`
 //! blocks of [`BLOCK`] threads, no dynamic shared memory.
 //!
+//! Models with noise also get
+//!
+//! ```text
+//! .entry flashc_<name>_philox(.u64 inputs, .u64 outputs, .u64 weights, .u32 rows,
+//!                             .u32 seed_lo, .u32 seed_hi, .u32 stream,
+//!                             .u64 events, .u64 particles, .u32 draw_offset)
+//! .entry flashc_<name>_draw_noise(.u64 noise, .u32 rows, .u32 seed_lo, .u32 seed_hi,
+//!                                 .u32 stream, .u64 events, .u64 particles, .u32 draw_offset)
+//! ```
+//! `events`: `rows` u64 event numbers, `particles`: `rows` u32 particle indices; row `r` gets
+//! draws `draw_offset .. draw_offset + N_NOISE` of `(seed, events[r], particles[r], stream)`,
+//! the model's distribution. `_philox` then runs the model like `flashc_<name>`; `_draw_noise`
+//! only writes the noise (`rows × N_NOISE` f32), to compare it with the CPU's.
+//!
 //! Unlike the Rust backend this one can fail: a model whose per-row buffers do not fit a
 //! thread's local memory budget is reported as an [`Error::Invalid`] naming the node and op.
 
@@ -47,7 +66,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::error::{Error, Problem};
-use crate::ir::{Activation, ValidModel};
+use crate::ir::{Activation, Distribution, ValidModel};
 use crate::passes::plan::{Buf, Program, Step, PANEL};
 
 /// Threads per block (rows per block).
@@ -66,6 +85,19 @@ pub const PTX_TARGET: &str = "sm_80";
 /// The kernel's entry name for model `name`.
 pub fn entry_name(name: &str) -> String {
     format!("flashc_{name}")
+}
+
+/// The in-kernel noise entry of model `name` (models with noise only): draws the noise with
+/// Philox4x32-10 + Box-Muller in the kernel, then runs the model.
+pub fn philox_entry_name(name: &str) -> String {
+    format!("flashc_{name}_philox")
+}
+
+/// The noise-only entry of model `name` (models with noise only): writes the noise the
+/// [`philox_entry_name`] kernel draws, without running the model. (Not `flashc_<name>_noise`:
+/// that is the name of the model entry's noise parameter, and ptxas crashes on the clash.)
+pub fn noise_entry_name(name: &str) -> String {
+    format!("flashc_{name}_draw_noise")
 }
 
 /// File name of a model's PTX.
@@ -1463,15 +1495,26 @@ impl Kernel<'_> {
                     k.st(dst, j, &v);
                 });
             }
-            Step::LoadNoise { width, dst } => {
-                self.f.comment(format!("load {width} noise columns"));
-                let src = io.noise.clone();
-                self.for_width(*width, |k, j| {
-                    let a = k.f.addr(&src, j, 4);
-                    let v = k.f.op(K::F, "ld.global.nc.f32", &[&format!("[{a}]")]);
-                    k.st(dst, j, &v);
-                });
-            }
+            Step::LoadNoise { width, dst } => match &io.noise {
+                NoiseSrc::Buffer(src) => {
+                    self.f.comment(format!("load {width} noise columns"));
+                    let src = src.clone();
+                    self.for_width(*width, |k, j| {
+                        let a = k.f.addr(&src, j, 4);
+                        let v = k.f.op(K::F, "ld.global.nc.f32", &[&format!("[{a}]")]);
+                        k.st(dst, j, &v);
+                    });
+                }
+                NoiseSrc::Philox(ph) => {
+                    self.f
+                        .comment(format!("draw {width} noise columns (Philox4x32-10)"));
+                    let base = self.slot[dst.slot].clone();
+                    draw_noise(&mut self.f, ph, *width, &|f, pred, col, v| {
+                        let a = f.addr(&base, col, 4);
+                        f.line(format!("@{pred} st.local.f32 [{a}], {v};"));
+                    });
+                }
+            },
             Step::Copy {
                 src,
                 src_col0,
@@ -1776,14 +1819,295 @@ fn elu(f: &mut Fb, x: &str, neg: f32, pos: f32) -> String {
 /// Row base addresses and the store predicate.
 struct Io {
     input: String,
-    noise: String,
+    noise: NoiseSrc,
     output: String,
     active: String,
 }
 
-fn model_ptx_with_ops(p: &Program, ops: &BTreeMap<String, String>) -> Result<String, Error> {
-    check(p, ops)?;
-    let entry = entry_name(&p.name);
+/// Where a kernel's noise comes from.
+enum NoiseSrc {
+    /// The row's slice of the caller's noise buffer (address register).
+    Buffer(String),
+    /// Drawn in the kernel.
+    Philox(Philox),
+}
+
+/// The registers of a row's random stream: round keys, counter words 1..4, first draw.
+#[derive(Clone)]
+struct Philox {
+    /// Round keys `(k0, k1)` of rounds 0..10.
+    keys: Vec<(String, String)>,
+    /// Counter words 1, 2, 3 (particle, event bits 0..32, event bits 32..48 | stream | domain).
+    tail: [String; 3],
+    /// Draw index of noise column 0.
+    offset: String,
+    dist: Distribution,
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-kernel noise: the runtime's `rng` module (Philox4x32-10, uniforms, Box-Muller with its own
+// `ln` and `sin`/`cos` polynomials), operation for operation. Every f32 operation is a separately
+// rounded `add.rn`/`sub.rn`/`mul.rn`/`div.rn`/`sqrt.rn` (never an FMA, as on the CPU), and the
+// rest is exact integer arithmetic, so the GPU draws the CPU's bits.
+
+const PHILOX_M0: u32 = 0xD251_1F53;
+const PHILOX_M1: u32 = 0xCD9E_8D57;
+const PHILOX_W0: u32 = 0x9E37_79B9;
+const PHILOX_W1: u32 = 0xBB67_AE85;
+const RNG_TWO_M24: f32 = 1.0 / 16_777_216.0;
+const RNG_TWO_M22: f32 = 1.0 / 4_194_304.0;
+const RNG_LN2_HI: f32 = 0.693_145_75;
+const RNG_LN2_LO: f32 = 1.428_606_8e-6;
+const RNG_SQRT_HALF_BITS: u32 = 0x3f35_04f3;
+const RNG_L: [f32; 4] = [0.111_111_11, 0.142_857_15, 0.2, 0.333_333_34];
+const RNG_S: [u32; 5] = [
+    0x3928_3c1a,
+    0xbb99_6966,
+    0x3da3_35e3,
+    0xbf25_5de7,
+    0x3fc9_0fdb,
+];
+const RNG_C: [u32; 5] = [
+    0xb7d3_68f9,
+    0x3a70_fa83,
+    0xbcaa_e9e4,
+    0x3e81_e0f8,
+    0xbf9d_e9e6,
+];
+
+/// Counter word 3's domain byte of a distribution (the runtime's `rng::Domain`).
+fn rng_domain(d: Distribution) -> u32 {
+    match d {
+        Distribution::Uniform => 0,
+        Distribution::Normal => 1,
+    }
+}
+
+/// Loads the stream parameters of entry `entry` for row `rowc` and sets up the round keys and
+/// the counter tail.
+fn philox_setup(f: &mut Fb, entry: &str, rowc: &str, dist: Distribution) -> Philox {
+    let lo = f.op(K::R, "ld.param.u32", &[&format!("[{entry}_seed_lo]")]);
+    let hi = f.op(K::R, "ld.param.u32", &[&format!("[{entry}_seed_hi]")]);
+    let stream = f.op(K::R, "ld.param.u32", &[&format!("[{entry}_stream]")]);
+    let pev = f.op(K::Rd, "ld.param.u64", &[&format!("[{entry}_events]")]);
+    let ppa = f.op(K::Rd, "ld.param.u64", &[&format!("[{entry}_particles]")]);
+    let offset = f.op(K::R, "ld.param.u32", &[&format!("[{entry}_draw_offset]")]);
+    let gev = f.op(K::Rd, "cvta.to.global.u64", &[&pev]);
+    let gpa = f.op(K::Rd, "cvta.to.global.u64", &[&ppa]);
+    let aev = f.addr(&gev, rowc, 8);
+    let event = f.op(K::Rd, "ld.global.nc.u64", &[&format!("[{aev}]")]);
+    let apa = f.addr(&gpa, rowc, 4);
+    let particle = f.op(K::R, "ld.global.nc.u32", &[&format!("[{apa}]")]);
+    let ev_lo = f.op(K::R, "cvt.u32.u64", &[&event]);
+    let ev_hi = f.op(K::Rd, "shr.u64", &[&event, "32"]);
+    let ev_hi = f.op(K::R, "cvt.u32.u64", &[&ev_hi]);
+    let ev_hi = f.op(K::R, "and.b32", &[&ev_hi, "0xFFFF"]);
+    let st = f.op(K::R, "and.b32", &[&stream, "0xFF"]);
+    let st = f.op(K::R, "shl.b32", &[&st, "16"]);
+    let w3 = f.op(K::R, "or.b32", &[&ev_hi, &st]);
+    let w3 = f.op(
+        K::R,
+        "or.b32",
+        &[&w3, &format!("{}", rng_domain(dist) << 24)],
+    );
+    let mut keys = vec![(lo, hi)];
+    for _ in 1..10 {
+        let (k0, k1) = keys.last().unwrap().clone();
+        let k0 = f.op(K::R, "add.u32", &[&k0, &format!("{PHILOX_W0}")]);
+        let k1 = f.op(K::R, "add.u32", &[&k1, &format!("{PHILOX_W1}")]);
+        keys.push((k0, k1));
+    }
+    Philox {
+        keys,
+        tail: [particle, ev_lo, w3],
+        offset,
+        dist,
+    }
+}
+
+/// The four words of Philox block `block` (u32 register).
+fn philox_block(f: &mut Fb, ph: &Philox, block: &str) -> [String; 4] {
+    let mut c = [
+        block.to_owned(),
+        ph.tail[0].clone(),
+        ph.tail[1].clone(),
+        ph.tail[2].clone(),
+    ];
+    for (k0, k1) in &ph.keys {
+        let hi0 = f.op(K::R, "mul.hi.u32", &[&c[0], &format!("{PHILOX_M0}")]);
+        let lo0 = f.op(K::R, "mul.lo.u32", &[&c[0], &format!("{PHILOX_M0}")]);
+        let hi1 = f.op(K::R, "mul.hi.u32", &[&c[2], &format!("{PHILOX_M1}")]);
+        let lo1 = f.op(K::R, "mul.lo.u32", &[&c[2], &format!("{PHILOX_M1}")]);
+        let x0 = f.op(K::R, "xor.b32", &[&hi1, &c[1]]);
+        let x0 = f.op(K::R, "xor.b32", &[&x0, k0]);
+        let x2 = f.op(K::R, "xor.b32", &[&hi0, &c[3]]);
+        let x2 = f.op(K::R, "xor.b32", &[&x2, k1]);
+        c = [x0, lo1, x2, lo0];
+    }
+    c
+}
+
+/// `2·(x >> 9) + 1`.
+fn rng_odd24(f: &mut Fb, x: &str) -> String {
+    let t = f.op(K::R, "shr.u32", &[x, "9"]);
+    let t = f.op(K::R, "shl.b32", &[&t, "1"]);
+    f.op(K::R, "or.b32", &[&t, "1"])
+}
+
+/// The runtime's `rng::ln_uniform`.
+fn rng_ln_uniform(f: &mut Fb, x: &str) -> String {
+    let o = rng_odd24(f, x);
+    let m = f.op(K::F, "cvt.rn.f32.u32", &[&o]);
+    let mb = f.op(K::R, "mov.b32", &[&m]);
+    let ix = f.op(
+        K::R,
+        "add.u32",
+        &[&mb, &format!("{}", 0x3f80_0000u32 - RNG_SQRT_HALF_BITS)],
+    );
+    let k = f.op(K::R, "shr.u32", &[&ix, "23"]);
+    let k = f.op(K::R, "sub.s32", &[&k, "151"]);
+    let mm = f.op(K::R, "and.b32", &[&ix, "0x007FFFFF"]);
+    let mm = f.op(K::R, "add.u32", &[&mm, &format!("{RNG_SQRT_HALF_BITS}")]);
+    let mm = f.op(K::F, "mov.b32", &[&mm]);
+    let fr = f.sub(&mm, &fl(1.0));
+    let den = f.add(&mm, &fl(1.0));
+    let s = f.div(&fr, &den);
+    let z = f.mul(&s, &s);
+    // `L9 · z` written `z · L9` (a register first; the product is the same).
+    let mut p = f.mul(&z, &fl(RNG_L[0]));
+    p = f.add(&p, &fl(RNG_L[1]));
+    for &c in &RNG_L[2..] {
+        let t = f.mul(&p, &z);
+        p = f.add(&t, &fl(c));
+    }
+    let r = f.mul(&p, &z);
+    let s2 = f.add(&s, &s);
+    let t = f.mul(&s2, &r);
+    let lnm = f.add(&s2, &t);
+    let kf = f.op(K::F, "cvt.rn.f32.s32", &[&k]);
+    let hi = f.mul(&kf, &fl(RNG_LN2_HI));
+    let lo = f.mul(&kf, &fl(RNG_LN2_LO));
+    let lo = f.add(&lo, &lnm);
+    f.add(&hi, &lo)
+}
+
+/// `p = c[0]; p = p·z + c[i]` with separate roundings.
+fn rng_horner(f: &mut Fb, z: &str, c: &[u32]) -> String {
+    let t = f.mul(z, &fl(f32::from_bits(c[0])));
+    let mut p = f.add(&t, &fl(f32::from_bits(c[1])));
+    for &ci in &c[2..] {
+        let t = f.mul(&p, z);
+        p = f.add(&t, &fl(f32::from_bits(ci)));
+    }
+    p
+}
+
+/// The runtime's `rng::sincos_turn`: `(cos 2πu, sin 2πu)`.
+fn rng_sincos_turn(f: &mut Fb, x: &str) -> (String, String) {
+    let m = rng_odd24(f, x);
+    let q = f.op(K::R, "add.u32", &[&m, "2097152"]);
+    let q = f.op(K::R, "shr.u32", &[&q, "22"]);
+    let q22 = f.op(K::R, "shl.b32", &[&q, "22"]);
+    let d = f.op(K::R, "sub.s32", &[&m, &q22]);
+    let df = f.op(K::F, "cvt.rn.f32.s32", &[&d]);
+    let fr = f.mul(&df, &fl(RNG_TWO_M22));
+    let z = f.mul(&fr, &fr);
+    let ps = rng_horner(f, &z, &RNG_S);
+    let s = f.mul(&ps, &fr);
+    let pc = rng_horner(f, &z, &RNG_C);
+    let t = f.mul(&pc, &z);
+    let c = f.add(&t, &fl(1.0));
+    let odd = f.op(K::R, "and.b32", &[&q, "1"]);
+    let swap = f.op(K::P, "setp.ne.u32", &[&odd, "0"]);
+    let x0 = f.op(K::F, "selp.f32", &[&s, &c, &swap]);
+    let y0 = f.op(K::F, "selp.f32", &[&c, &s, &swap]);
+    let q1 = f.op(K::R, "add.u32", &[&q, "1"]);
+    let cs = f.op(K::R, "and.b32", &[&q1, "2"]);
+    let cs = f.op(K::R, "shl.b32", &[&cs, "30"]);
+    let ss = f.op(K::R, "and.b32", &[&q, "2"]);
+    let ss = f.op(K::R, "shl.b32", &[&ss, "30"]);
+    let xb = f.op(K::R, "mov.b32", &[&x0]);
+    let xb = f.op(K::R, "xor.b32", &[&xb, &cs]);
+    let yb = f.op(K::R, "mov.b32", &[&y0]);
+    let yb = f.op(K::R, "xor.b32", &[&yb, &ss]);
+    (f.op(K::F, "mov.b32", &[&xb]), f.op(K::F, "mov.b32", &[&yb]))
+}
+
+/// The runtime's `rng::box_muller`: `(r cos θ, r sin θ)`.
+fn rng_box_muller(f: &mut Fb, x0: &str, x1: &str) -> (String, String) {
+    let l = rng_ln_uniform(f, x0);
+    let t = f.mul(&l, &fl(-2.0));
+    let r = f.op(K::F, "sqrt.rn.f32", &[&t]);
+    let (c, s) = rng_sincos_turn(f, x1);
+    (f.mul(&r, &c), f.mul(&r, &s))
+}
+
+/// Draws `ph.offset .. ph.offset + width` of the row's stream: a loop over the Philox blocks
+/// that hold them; `store(f, pred, col, value)` stores draw `offset + col` where `pred` holds.
+fn draw_noise(f: &mut Fb, ph: &Philox, width: usize, store: &dyn Fn(&mut Fb, &str, &str, &str)) {
+    if width == 0 {
+        return;
+    }
+    let first = f.op(K::R, "shr.u32", &[&ph.offset, "2"]);
+    let lastd = f.op(K::R, "add.u32", &[&ph.offset, &(width - 1).to_string()]);
+    let last = f.op(K::R, "shr.u32", &[&lastd, "2"]);
+    let b = f.reg(K::R);
+    let (head, end) = (f.label(), f.label());
+    f.op_to(&b, "mov.u32", &[&first]);
+    f.place(&head);
+    let done = f.op(K::P, "setp.gt.u32", &[&b, &last]);
+    f.line(format!("@{done} bra {end};"));
+    let w = philox_block(f, ph, &b);
+    let v: [String; 4] = match ph.dist {
+        Distribution::Uniform => w.map(|x| {
+            let o = rng_odd24(f, &x);
+            let u = f.op(K::F, "cvt.rn.f32.u32", &[&o]);
+            f.mul(&u, &fl(RNG_TWO_M24))
+        }),
+        Distribution::Normal => {
+            let (a, bb) = rng_box_muller(f, &w[0], &w[1]);
+            let (c, d) = rng_box_muller(f, &w[2], &w[3]);
+            [a, bb, c, d]
+        }
+    };
+    // Column of draw 4b + j: 4b + j − offset (wraps for draws before the offset).
+    let d0 = f.op(K::R, "shl.b32", &[&b, "2"]);
+    let c0 = f.op(K::R, "sub.u32", &[&d0, &ph.offset]);
+    for (j, vj) in v.iter().enumerate() {
+        let col = f.op(K::R, "add.u32", &[&c0, &j.to_string()]);
+        let ok = f.op(K::P, "setp.lt.u32", &[&col, &width.to_string()]);
+        store(f, &ok, &col, vj);
+    }
+    f.op_to(&b, "add.u32", &[&b, "1"]);
+    f.line(format!("bra {head};"));
+    f.place(&end);
+}
+
+/// The entry's parameters of the stream (after the model's own).
+const PHILOX_PARAMS: [(&str, &str); 6] = [
+    (".u32", "seed_lo"),
+    (".u32", "seed_hi"),
+    (".u32", "stream"),
+    (".u64", "events"),
+    (".u64", "particles"),
+    (".u32", "draw_offset"),
+];
+
+/// Which kernel entry is being written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `flashc_<name>`: noise from the caller's buffer.
+    Buffer,
+    /// `flashc_<name>_philox`: noise drawn in the kernel.
+    Philox,
+}
+
+/// One kernel entry of the model (header, declarations and body) and its module-scope needs.
+fn model_entry(p: &Program, mode: Mode) -> (String, Vec<String>, Vec<Math>) {
+    let entry = match mode {
+        Mode::Buffer => entry_name(&p.name),
+        Mode::Philox => philox_entry_name(&p.name),
+    };
     let n_in = p.input_columns.len();
     let n_out = p.output_columns.len();
     let mut k = Kernel {
@@ -1797,12 +2121,15 @@ fn model_ptx_with_ops(p: &Program, ops: &BTreeMap<String, String>) -> Result<Str
     // Parameters and the thread's row.
     let f = &mut k.f;
     let pin = f.op(K::Rd, "ld.param.u64", &[&format!("[{entry}_inputs]")]);
-    let pnz = f.op(K::Rd, "ld.param.u64", &[&format!("[{entry}_noise]")]);
+    let pnz = match mode {
+        Mode::Buffer => Some(f.op(K::Rd, "ld.param.u64", &[&format!("[{entry}_noise]")])),
+        Mode::Philox => None,
+    };
     let pout = f.op(K::Rd, "ld.param.u64", &[&format!("[{entry}_outputs]")]);
     let pw = f.op(K::Rd, "ld.param.u64", &[&format!("[{entry}_weights]")]);
     let rows = f.op(K::R, "ld.param.u32", &[&format!("[{entry}_rows]")]);
     let gin = f.op(K::Rd, "cvta.to.global.u64", &[&pin]);
-    let gnz = f.op(K::Rd, "cvta.to.global.u64", &[&pnz]);
+    let gnz = pnz.map(|pnz| f.op(K::Rd, "cvta.to.global.u64", &[&pnz]));
     let gout = f.op(K::Rd, "cvta.to.global.u64", &[&pout]);
     let gw = f.op(K::Rd, "cvta.to.global.u64", &[&pw]);
     let tid = f.op(K::R, "mov.u32", &["%tid.x"]);
@@ -1812,7 +2139,15 @@ fn model_ptx_with_ops(p: &Program, ops: &BTreeMap<String, String>) -> Result<Str
     let last = f.op(K::R, "sub.u32", &[&rows, "1"]);
     let rowc = f.op(K::R, "min.u32", &[&row, &last]);
     let input = f.addr(&gin, &rowc, (n_in * 4) as u32);
-    let noise = f.addr(&gnz, &rowc, (p.n_noise * 4) as u32);
+    let noise = match gnz {
+        Some(gnz) => NoiseSrc::Buffer(f.addr(&gnz, &rowc, (p.n_noise * 4) as u32)),
+        None => NoiseSrc::Philox(philox_setup(
+            f,
+            &entry,
+            &rowc,
+            p.noise.unwrap_or(Distribution::Normal),
+        )),
+    };
     let output = f.addr(&gout, &rowc, (n_out * 4) as u32);
     let slots: Vec<String> = (0..p.slots.len())
         .map(|s| f.op(K::Rd, "mov.u64", &[&format!("flashc_slot{s}")]))
@@ -1831,8 +2166,92 @@ fn model_ptx_with_ops(p: &Program, ops: &BTreeMap<String, String>) -> Result<Str
     }
     k.f.line("ret;");
 
-    // Math functions: the closure of what the kernel calls, in a fixed order.
-    let mut need: Vec<Math> = k.f.calls.clone();
+    let mut params: Vec<(&str, &str)> = vec![(".u64", "inputs")];
+    if mode == Mode::Buffer {
+        params.push((".u64", "noise"));
+    }
+    params.extend([(".u64", "outputs"), (".u64", "weights"), (".u32", "rows")]);
+    if mode == Mode::Philox {
+        params.extend(PHILOX_PARAMS);
+    }
+    let mut out = entry_header(&entry, &params);
+    for (s, size) in p.slots.iter().enumerate() {
+        let _ = writeln!(out, "\t.local .align 16 .b8 flashc_slot{s}[{}];", size * 4);
+    }
+    if p.steps.iter().any(|s| matches!(s, Step::Dense { .. })) {
+        let _ = writeln!(
+            out,
+            "\t.shared .align 16 .b8 flashc_wtile[{}];",
+            K_TILE * PANEL * 4
+        );
+    }
+    out.push_str(&k.f.decls());
+    out.push_str(&k.f.body);
+    out.push_str("}\n");
+    (out, k.globals, k.f.calls)
+}
+
+/// `.visible .entry <entry>(params) .maxntid … {`.
+fn entry_header(entry: &str, params: &[(&str, &str)]) -> String {
+    let list: Vec<String> = params
+        .iter()
+        .map(|(ty, n)| format!("\t.param {ty} {entry}_{n}"))
+        .collect();
+    format!(
+        ".visible .entry {entry}(\n{}\n)\n.maxntid {BLOCK}, 1, 1\n{{\n",
+        list.join(",\n")
+    )
+}
+
+/// `flashc_<name>_draw_noise(noise, rows, seed_lo, seed_hi, stream, events, particles, draw_offset)`:
+/// writes row `r`'s `N_NOISE` draws to `noise[r·N_NOISE ..]`.
+fn noise_entry(p: &Program, dist: Distribution) -> String {
+    let entry = noise_entry_name(&p.name);
+    let mut f = Fb::default();
+    let pnz = f.op(K::Rd, "ld.param.u64", &[&format!("[{entry}_noise]")]);
+    let rows = f.op(K::R, "ld.param.u32", &[&format!("[{entry}_rows]")]);
+    let gnz = f.op(K::Rd, "cvta.to.global.u64", &[&pnz]);
+    let tid = f.op(K::R, "mov.u32", &["%tid.x"]);
+    let cta = f.op(K::R, "mov.u32", &["%ctaid.x"]);
+    let row = f.op(K::R, "mad.lo.u32", &[&cta, &BLOCK.to_string(), &tid]);
+    let idle = f.op(K::P, "setp.ge.u32", &[&row, &rows]);
+    let end = f.label();
+    f.line(format!("@{idle} bra {end};"));
+    let ph = philox_setup(&mut f, &entry, &row, dist);
+    let dst = f.addr(&gnz, &row, (p.n_noise * 4) as u32);
+    draw_noise(&mut f, &ph, p.n_noise, &|f, pred, col, v| {
+        let a = f.addr(&dst, col, 4);
+        f.line(format!("@{pred} st.global.f32 [{a}], {v};"));
+    });
+    f.place(&end);
+    f.line("ret;");
+    let mut params = vec![(".u64", "noise"), (".u32", "rows")];
+    params.extend(PHILOX_PARAMS);
+    let mut out = entry_header(&entry, &params);
+    out.push_str(&f.decls());
+    out.push_str(&f.body);
+    out.push_str("}\n");
+    out
+}
+
+fn model_ptx_with_ops(p: &Program, ops: &BTreeMap<String, String>) -> Result<String, Error> {
+    check(p, ops)?;
+    let entry = entry_name(&p.name);
+    let n_in = p.input_columns.len();
+    let n_out = p.output_columns.len();
+    let mut entries = Vec::new();
+    let (text, globals, mut need) = model_entry(p, Mode::Buffer);
+    entries.push(text);
+    let noise = p.noise.filter(|_| p.n_noise > 0);
+    if let Some(dist) = noise {
+        // Same steps, same module-scope tables; only the noise source differs.
+        let (text, _, calls) = model_entry(p, Mode::Philox);
+        entries.push(text);
+        need.extend(calls);
+        entries.push(noise_entry(p, dist));
+    }
+
+    // Math functions: the closure of what the kernels call, in a fixed order.
     let mut texts: BTreeMap<Math, String> = BTreeMap::new();
     while let Some(m) = need.pop() {
         if texts.contains_key(&m) {
@@ -1856,6 +2275,10 @@ fn model_ptx_with_ops(p: &Program, ops: &BTreeMap<String, String>) -> Result<Str
         p.name, n_in, p.n_noise, n_out, p.macs_per_row
     );
     let _ = writeln!(out, "// Kernel {entry}(inputs, noise, outputs, weights, rows): one thread per row, blocks of {BLOCK} threads.");
+    if noise.is_some() {
+        let _ = writeln!(out, "// Kernel {}(inputs, outputs, weights, rows, seed_lo, seed_hi, stream, events, particles, draw_offset): the noise drawn in the kernel (Philox4x32-10, the runtime's rng).", philox_entry_name(&p.name));
+        let _ = writeln!(out, "// Kernel {}(noise, rows, seed_lo, seed_hi, stream, events, particles, draw_offset): only the noise.", noise_entry_name(&p.name));
+    }
     let _ = writeln!(
         out,
         "// Weights: {}.weights.bin ({} floats).",
@@ -1867,10 +2290,10 @@ fn model_ptx_with_ops(p: &Program, ops: &BTreeMap<String, String>) -> Result<Str
     let _ = writeln!(out, ".target {PTX_TARGET}");
     let _ = writeln!(out, ".address_size 64");
     let _ = writeln!(out);
-    for g in &k.globals {
+    for g in &globals {
         let _ = writeln!(out, "{g}");
     }
-    if !k.globals.is_empty() {
+    if !globals.is_empty() {
         let _ = writeln!(out);
     }
     for m in Math::ALL {
@@ -1878,22 +2301,11 @@ fn model_ptx_with_ops(p: &Program, ops: &BTreeMap<String, String>) -> Result<Str
             let _ = writeln!(out, "{t}");
         }
     }
-    let _ = writeln!(
-        out,
-        ".visible .entry {entry}(\n\t.param .u64 {entry}_inputs,\n\t.param .u64 {entry}_noise,\n\t.param .u64 {entry}_outputs,\n\t.param .u64 {entry}_weights,\n\t.param .u32 {entry}_rows\n)\n.maxntid {BLOCK}, 1, 1\n{{"
-    );
-    for (s, size) in p.slots.iter().enumerate() {
-        let _ = writeln!(out, "\t.local .align 16 .b8 flashc_slot{s}[{}];", size * 4);
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(e);
     }
-    if p.steps.iter().any(|s| matches!(s, Step::Dense { .. })) {
-        let _ = writeln!(
-            out,
-            "\t.shared .align 16 .b8 flashc_wtile[{}];",
-            K_TILE * PANEL * 4
-        );
-    }
-    out.push_str(&k.f.decls());
-    out.push_str(&k.f.body);
-    out.push_str("}\n");
     Ok(out)
 }
