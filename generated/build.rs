@@ -6,7 +6,7 @@ fn main() {
     // in generated code and messages do not depend on where the checkout lives.
     let models = Path::new("../models");
     println!("cargo:rerun-if-changed={}", models.display());
-    let mut specs: Vec<_> = match std::fs::read_dir(&models) {
+    let mut specs: Vec<_> = match std::fs::read_dir(models) {
         Ok(dir) => dir
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))

@@ -102,7 +102,7 @@ pub fn run(args: &Args) -> Result<()> {
         return crate::device::bench(&models, &args.batch, args.seconds);
     }
     let tiers = crate::parse_tiers(&args.tier)?;
-    if args.batch.iter().any(|&b| b == 0) {
+    if args.batch.contains(&0) {
         bail!("--batch sizes must be at least 1");
     }
     let budget = Duration::from_secs_f64(args.seconds.max(0.01));
