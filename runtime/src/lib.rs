@@ -21,6 +21,7 @@ pub mod dense;
 pub mod isa;
 pub mod math;
 pub mod model;
+pub mod ode;
 pub mod peak;
 pub mod prep;
 mod simd;

@@ -26,6 +26,7 @@ pub const FILES: &[(&str, &str)] = runtime_files![
     "src/lib.rs",
     "src/math.rs",
     "src/model.rs",
+    "src/ode.rs",
     "src/peak.rs",
     "src/prep.rs",
     "src/rng.rs",
