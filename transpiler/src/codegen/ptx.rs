@@ -1258,6 +1258,19 @@ impl Kernel<'_> {
         self.f.op(K::Rd, "mov.u64", &[&name])
     }
     /// Loops over `cols`: `body(kernel, i, col)`.
+    /// `data[col] = data[col] * mul[idx] + add[idx]` (separately rounded, as on the CPU), with
+    /// `mul` and `add` arrays of the weight blob.
+    fn affine(&mut self, data: &Buf, col: &str, mul: &str, add: &str, idx: &str) {
+        let v = self.ld(data, col);
+        let ma = self.f.addr(mul, idx, 4);
+        let aa = self.f.addr(add, idx, 4);
+        let mv = self.f.op(K::F, "ld.global.nc.f32", &[&format!("[{ma}]")]);
+        let av = self.f.op(K::F, "ld.global.nc.f32", &[&format!("[{aa}]")]);
+        let t = self.f.mul(&v, &mv);
+        let r = self.f.add(&t, &av);
+        self.st(data, col, &r);
+    }
+
     fn for_cols(&mut self, step: usize, cols: &[u32], body: impl Fn(&mut Kernel, &str, &str)) {
         let table = self.cols_table(step, cols);
         let n = cols.len().to_string();
@@ -1574,16 +1587,7 @@ impl Kernel<'_> {
                 self.f
                     .comment(format!("{node}: x * mul + add on {} columns", cols.len()));
                 let (m, a) = (self.warr(*mul, 0), self.warr(*add, 0));
-                self.for_cols(i, cols, |k, idx, c| {
-                    let v = k.ld(data, c);
-                    let ma = k.f.addr(&m, idx, 4);
-                    let aa = k.f.addr(&a, idx, 4);
-                    let mv = k.f.op(K::F, "ld.global.nc.f32", &[&format!("[{ma}]")]);
-                    let av = k.f.op(K::F, "ld.global.nc.f32", &[&format!("[{aa}]")]);
-                    let t = k.f.mul(&v, &mv);
-                    let r = k.f.add(&t, &av);
-                    k.st(data, c, &r);
-                });
+                self.for_cols(i, cols, |k, idx, c| k.affine(data, c, &m, &a, idx));
             }
             Step::ScaleShift {
                 node,
@@ -1595,16 +1599,7 @@ impl Kernel<'_> {
                 self.f
                     .comment(format!("{node}: x * mul + add on {width} columns"));
                 let (m, a) = (self.warr(*mul, 0), self.warr(*add, 0));
-                self.for_width(*width, |k, j| {
-                    let v = k.ld(data, j);
-                    let ma = k.f.addr(&m, j, 4);
-                    let aa = k.f.addr(&a, j, 4);
-                    let mv = k.f.op(K::F, "ld.global.nc.f32", &[&format!("[{ma}]")]);
-                    let av = k.f.op(K::F, "ld.global.nc.f32", &[&format!("[{aa}]")]);
-                    let t = k.f.mul(&v, &mv);
-                    let r = k.f.add(&t, &av);
-                    k.st(data, j, &r);
-                });
+                self.for_width(*width, |k, j| k.affine(data, j, &m, &a, j));
             }
             Step::Quantile {
                 node,
