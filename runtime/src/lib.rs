@@ -32,3 +32,4 @@ pub use isa::Tier;
 pub use model::{Error, Model, ModelInfo};
 pub mod event;
 pub mod rng;
+pub mod sim;

@@ -50,22 +50,53 @@ pub enum Error {
         len: usize,
         width: usize,
     },
+    /// A model running on an accelerator failed (the message says why).
+    Device {
+        model: &'static str,
+        message: String,
+    },
+    /// A simulation pipeline cannot be built or run as configured (a model that does not honour
+    /// its stage's column contract, too many particles or folds, a diverging flow integration).
+    Pipeline {
+        /// `lamarr` or `flashsim`.
+        pipeline: &'static str,
+        message: String,
+        hint: String,
+    },
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Shape { model, what, expected, got } => write!(
+            Error::Shape {
+                model,
+                what,
+                expected,
+                got,
+            } => write!(
                 f,
                 "model `{model}`: the {what} buffer has {got} values, expected {expected}; \
                  hint: batch buffers are row-major, rows × width, and inputs, noise and outputs \
                  must describe the same number of rows"
             ),
-            Error::Ragged { model, what, len, width } => write!(
+            Error::Ragged {
+                model,
+                what,
+                len,
+                width,
+            } => write!(
                 f,
                 "model `{model}`: the {what} buffer has {len} values, not a multiple of the row \
                  width {width}; hint: pass whole rows (row-major, {width} values per row)"
             ),
+            Error::Device { model, message } => write!(f, "model `{model}` on the GPU: {message}"),
+            Error::Pipeline {
+                pipeline,
+                message,
+                hint,
+            } => {
+                write!(f, "{pipeline} pipeline: {message}; hint: {hint}")
+            }
         }
     }
 }
@@ -80,7 +111,14 @@ pub trait Model: Send + Sync {
     /// Runs `rows` rows. Sizes are already checked: `inputs.len() == rows * n_inputs`,
     /// `noise.len() == rows * n_noise`, `out.len() == rows * n_outputs`. Must not allocate
     /// (generated code keeps its row tiles on the stack).
-    fn run_unchecked(&self, tier: Tier, rows: usize, inputs: &[f32], noise: &[f32], out: &mut [f32]);
+    fn run_unchecked(
+        &self,
+        tier: Tier,
+        rows: usize,
+        inputs: &[f32],
+        noise: &[f32],
+        out: &mut [f32],
+    );
 
     /// Checks the sizes and runs on [`isa::active`]. Returns the number of rows.
     fn run(&self, inputs: &[f32], noise: &[f32], out: &mut [f32]) -> Result<usize, Error> {
@@ -90,7 +128,13 @@ pub trait Model: Send + Sync {
     /// Checks the sizes and runs on `tier` (an unsupported tier falls back to [`isa::active`]).
     /// The number of rows is inferred from `out.len() / n_outputs` (or from the inputs, then
     /// the noise, for a model without outputs); all three buffers must agree.
-    fn run_on(&self, tier: Tier, inputs: &[f32], noise: &[f32], out: &mut [f32]) -> Result<usize, Error> {
+    fn run_on(
+        &self,
+        tier: Tier,
+        inputs: &[f32],
+        noise: &[f32],
+        out: &mut [f32],
+    ) -> Result<usize, Error> {
         let info = self.info();
         let rows = check_rows(info, inputs.len(), noise.len(), out.len())?;
         if rows > 0 {
@@ -109,7 +153,12 @@ pub trait Model: Send + Sync {
             ("outputs", info.n_outputs, out.len()),
         ] {
             if expected != got {
-                return Err(Error::Shape { model: m, what, expected, got });
+                return Err(Error::Shape {
+                    model: m,
+                    what,
+                    expected,
+                    got,
+                });
             }
         }
         self.run_unchecked(isa::active(), 1, input, noise, out);
@@ -118,9 +167,18 @@ pub trait Model: Send + Sync {
 }
 
 /// The number of rows described by three buffer lengths, or the first inconsistency.
-pub fn check_rows(info: &ModelInfo, n_in: usize, n_noise: usize, n_out: usize) -> Result<usize, Error> {
+pub fn check_rows(
+    info: &ModelInfo,
+    n_in: usize,
+    n_noise: usize,
+    n_out: usize,
+) -> Result<usize, Error> {
     let m = info.name;
-    let bufs = [("outputs", n_out, info.n_outputs), ("inputs", n_in, info.n_inputs), ("noise", n_noise, info.n_noise)];
+    let bufs = [
+        ("outputs", n_out, info.n_outputs),
+        ("inputs", n_in, info.n_inputs),
+        ("noise", n_noise, info.n_noise),
+    ];
     // The first buffer with a non-zero width defines the rows.
     let mut rows = None;
     for (what, len, width) in bufs {
@@ -128,7 +186,12 @@ pub fn check_rows(info: &ModelInfo, n_in: usize, n_noise: usize, n_out: usize) -
             continue;
         }
         if len % width != 0 {
-            return Err(Error::Ragged { model: m, what, len, width });
+            return Err(Error::Ragged {
+                model: m,
+                what,
+                len,
+                width,
+            });
         }
         if rows.is_none() {
             rows = Some(len / width);
@@ -137,7 +200,12 @@ pub fn check_rows(info: &ModelInfo, n_in: usize, n_noise: usize, n_out: usize) -
     let rows = rows.unwrap_or(0);
     for (what, len, width) in bufs {
         if len != rows * width {
-            return Err(Error::Shape { model: m, what, expected: rows * width, got: len });
+            return Err(Error::Shape {
+                model: m,
+                what,
+                expected: rows * width,
+                got: len,
+            });
         }
     }
     Ok(rows)

@@ -30,6 +30,12 @@ pub const FILES: &[(&str, &str)] = runtime_files![
     "src/peak.rs",
     "src/prep.rs",
     "src/rng.rs",
+    "src/sim/flashsim.rs",
+    "src/sim/kinematics.rs",
+    "src/sim/lamarr.rs",
+    "src/sim/mod.rs",
+    "src/sim/table.rs",
+    "src/sim/tests.rs",
     "src/simd.rs",
     "src/weights.rs",
 ];
