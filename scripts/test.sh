@@ -11,6 +11,12 @@ fi
 FLASHC_PTXAS="$(scripts/install-ptxas.sh | tail -n1)"
 export FLASHC_PTXAS
 
+echo "== Python test dependencies in .venv (the exporter's tests, and the ntuple crate's read-back test)"
+.venv/bin/pip install --quiet --disable-pip-version-check -r python/requirements-ci.txt
+.venv/bin/pip install --quiet --disable-pip-version-check --no-deps ./python
+FLASHC_PYTHON="$PWD/.venv/bin/python"
+export FLASHC_PYTHON
+
 echo "== Rust: cargo test --workspace --release"
 cargo test --workspace --release --locked
 
@@ -18,7 +24,5 @@ echo "== Rust: the CUDA backend's host side (no GPU needed: no-driver error, CPU
 cargo test --release --locked -p flashc-runtime --features cuda --lib cuda
 
 echo "== Python exporter: pytest (framework-free tests)"
-.venv/bin/pip install --quiet --disable-pip-version-check -r python/requirements-ci.txt
-.venv/bin/pip install --quiet --disable-pip-version-check --no-deps ./python
 .venv/bin/python -m pytest -q python/tests -m "not framework"
 echo "== all tests passed"
