@@ -31,6 +31,9 @@ pub struct Args {
     /// CPU with a notice when no GPU can be used).
     #[arg(long, value_enum, default_value_t = crate::device::Device::Cpu)]
     device: crate::device::Device,
+    /// Skip the pipeline table (charged pipeline with PID, FlashSim objects).
+    #[arg(long)]
+    no_pipelines: bool,
 }
 
 /// The models benchmarked when none is named.
@@ -170,6 +173,10 @@ pub fn run(args: &Args) -> Result<()> {
             }
         }
     }
+    if !args.no_pipelines {
+        println!();
+        pipeline_table(budget)?;
+    }
     for (&tier, peak) in tiers.iter().zip(&peaks) {
         println!("measured single-core FMA peak, {tier}: {peak:.1} GFLOP/s (the % columns use it)");
     }
@@ -205,4 +212,60 @@ fn layer_table(tiers: &[runtime::Tier], batches: &[usize], budget: Duration, pea
             );
         }
     }
+}
+
+/// The pipelines on particle-gun events, one thread, no output: particles per second through the
+/// Lamarr charged chain with PID (neutral chain off), the whole Lamarr pipeline, and objects and
+/// events per second through FlashSim.
+fn pipeline_table(budget: Duration) -> Result<()> {
+    use crate::simulate::models::{gun_config, Models, PipelineKind};
+    use runtime::event::{GenEvent, ParticleGun};
+    use runtime::sim::{flashsim::FlashSimConfig, lamarr::LamarrConfig, Counts, Pipeline, Table};
+
+    const CHUNK: usize = 32;
+    let models = Models::new(crate::device::Device::Cpu, &[PipelineKind::Lamarr, PipelineKind::Flashsim])?;
+    println!("| pipeline (1 thread, {CHUNK} events per batch) | events/s | particles/s | µs per particle | particles per event |");
+    println!("|---|---:|---:|---:|---:|");
+    let row = |label: &str, p: &dyn Pipeline, kind: PipelineKind, counted: &[&str]| -> Result<()> {
+        let gun = ParticleGun::new(gun_config(kind, 1))?;
+        let events: Vec<(u64, GenEvent)> = (0..256u64).map(|k| (k, gun.event(k))).collect();
+        let mut counts = Counts::default();
+        let mut table = Table::new(&p.schema());
+        let mut run = |counts: &mut Counts| -> Result<()> {
+            for c in events.chunks(CHUNK) {
+                let evs: Vec<(u64, &GenEvent)> = c.iter().map(|(i, e)| (*i, e)).collect();
+                table.clear();
+                p.simulate(&evs, &mut table, counts)?;
+                black_box(&table);
+            }
+            Ok(())
+        };
+        run(&mut counts)?;
+        let particles: u64 = counted.iter().map(|k| counts.get(k)).sum();
+        let mut reps = Vec::new();
+        let start = Instant::now();
+        while reps.len() < 3 || start.elapsed() < budget * 4 {
+            let t = Instant::now();
+            run(&mut Counts::default())?;
+            reps.push(t.elapsed().as_secs_f64());
+        }
+        reps.sort_by(f64::total_cmp);
+        let best = reps[0];
+        let n = events.len() as f64;
+        println!(
+            "| {label} | {:.0} | {:.0} | {:.2} | {:.1} |",
+            n / best,
+            particles as f64 / best,
+            best * 1e6 / particles as f64,
+            particles as f64 / n
+        );
+        Ok(())
+    };
+    let charged = models.lamarr(LamarrConfig { seed: 1, neutral: false, ..LamarrConfig::default() })?;
+    row("lamarr charged with PID", &charged, PipelineKind::Lamarr, &["charged particles"])?;
+    let all = models.lamarr(LamarrConfig { seed: 1, ..LamarrConfig::default() })?;
+    row("lamarr charged + neutral", &all, PipelineKind::Lamarr, &["charged particles", "photons"])?;
+    let fs = models.flashsim(FlashSimConfig { seed: 1, ..FlashSimConfig::default() })?;
+    row("flashsim muons + electrons", &fs, PipelineKind::Flashsim, &["generator muons", "generator electrons"])?;
+    Ok(())
 }

@@ -60,6 +60,42 @@ impl Runner {
     }
 }
 
+/// A runner is a [`Model`], so the simulation pipelines run on either device. On the GPU, a
+/// failure is an [`runtime::Error::Device`] from [`Model::run`]; `run_unchecked` (which has no
+/// error channel) is only reachable through `run*`, which check the sizes first.
+impl Model for Runner {
+    fn info(&self) -> &'static runtime::ModelInfo {
+        match self {
+            Runner::Cpu(m) => m.info(),
+            #[cfg(feature = "cuda")]
+            Runner::Cuda(m) => m.info(),
+        }
+    }
+
+    fn run_unchecked(&self, tier: runtime::Tier, rows: usize, inputs: &[f32], noise: &[f32], out: &mut [f32]) {
+        match self {
+            Runner::Cpu(m) => m.run_unchecked(tier, rows, inputs, noise, out),
+            #[cfg(feature = "cuda")]
+            Runner::Cuda(m) => {
+                if let Err(e) = m.run(inputs, noise, out) {
+                    panic!("model `{}` on the GPU: {e}", m.info().name)
+                }
+            }
+        }
+    }
+
+    fn run_on(&self, tier: runtime::Tier, inputs: &[f32], noise: &[f32], out: &mut [f32]) -> Result<usize, runtime::Error> {
+        match self {
+            Runner::Cpu(m) => m.run_on(tier, inputs, noise, out),
+            #[cfg(feature = "cuda")]
+            Runner::Cuda(m) => m.run(inputs, noise, out).map_err(|e| runtime::Error::Device {
+                model: m.info().name,
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
 /// GPU index from `FLASHC_CUDA_DEVICE` (default 0).
 fn ordinal() -> usize {
     std::env::var("FLASHC_CUDA_DEVICE")

@@ -4,6 +4,8 @@ mod baseline;
 mod bench;
 mod compile;
 mod device;
+mod output;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +41,10 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         rows: usize,
     },
+    /// Simulate events through a pipeline of compiled models (the embedded demo models) and
+    /// write a ROOT or Parquet ntuple. With no arguments: the Lamarr pipeline on 1000
+    /// particle-gun events, into flashc-lamarr.root.
+    Simulate(simulate::Args),
     /// Compile model specs into a shared or static library with a scikinC-compatible C ABI
     /// and a C/C++ header (docs/c-abi.md).
     Compile(compile::Args),
@@ -67,6 +73,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Compile(args) => compile::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
         Command::Models => {
             println!("{:<24} {:>7} {:>6} {:>8} {:>12}  source", "name", "inputs", "noise", "outputs", "MAC/row");
             for m in generated::MODELS {
