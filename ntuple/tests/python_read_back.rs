@@ -131,7 +131,7 @@ fn python_reads_both_formats() {
         out.status
     );
     assert!(
-        stdout.contains(&format!("{rows} rows x 6 columns and 9 metadata pairs")),
+        stdout.contains(&format!("{rows} rows x 6 columns and 10 metadata pairs")),
         "{stdout}"
     );
     println!("{stdout}");

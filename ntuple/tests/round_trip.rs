@@ -513,3 +513,15 @@ fn root_tree_can_be_named() {
     assert_eq!(Reader::open_table(&path, "Lamarr").unwrap().rows(), 5);
     assert!(Reader::open_table(&path, "other").is_err());
 }
+
+#[test]
+fn types_can_move_between_threads() {
+    fn send<T: Send>() {}
+    fn sync<T: Send + Sync>() {}
+    send::<Writer>();
+    send::<Reader>();
+    sync::<Chunk>();
+    sync::<Schema>();
+    sync::<Metadata>();
+    sync::<Error>();
+}
