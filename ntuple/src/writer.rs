@@ -56,7 +56,7 @@ impl Format {
 
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Format::Root => "ROOT",
             Format::Parquet => "Parquet",
         })
@@ -84,7 +84,7 @@ impl Default for WriterOptions {
 
 enum Backend {
     Root(RootWriter),
-    Parquet(ParquetWriter),
+    Parquet(Box<ParquetWriter>),
 }
 
 /// Writes a table chunk by chunk to a temporary file next to `path` and renames it to `path` in
@@ -200,14 +200,10 @@ impl Writer {
                 drop(file); // oxyroot opens the path itself
                 Backend::Root(RootWriter::start(temp.path(), schema, metadata, name)?)
             }
-            Format::Parquet => Backend::Parquet(ParquetWriter::start(
-                temp.path(),
-                file,
-                schema,
-                metadata,
-                name,
-                options,
-            )?),
+            Format::Parquet => {
+                let w = ParquetWriter::start(temp.path(), file, schema, metadata, name, options)?;
+                Backend::Parquet(Box::new(w))
+            }
         };
         Ok(Writer {
             backend: Some(backend),

@@ -50,9 +50,14 @@ fn raw_bytes(data: &ColumnData) -> Vec<u8> {
 #[test]
 fn python_reads_both_formats() {
     let python = python();
-    let probe = Command::new(&python).args(["-c", "import uproot, awkward, pyarrow, pandas"]).output();
+    let probe = Command::new(&python)
+        .args(["-c", "import uproot, awkward, pyarrow, pandas"])
+        .output();
     match probe {
-        Err(e) => panic!("cannot run the Python interpreter {}: {e}\n{INSTALL}", python.display()),
+        Err(e) => panic!(
+            "cannot run the Python interpreter {}: {e}\n{INSTALL}",
+            python.display()
+        ),
         Ok(o) if !o.status.success() => panic!(
             "{} lacks a module needed to read the files back:\n{}\n{INSTALL}",
             python.display(),
@@ -64,13 +69,18 @@ fn python_reads_both_formats() {
     let dir = tempfile::tempdir().unwrap();
     let schema = common::schema();
     let metadata = common::metadata();
-    let options = WriterOptions { row_group_rows: 10_000, ..WriterOptions::default() };
+    let options = WriterOptions {
+        row_group_rows: 10_000,
+        ..WriterOptions::default()
+    };
     let sizes = [9_000, 12_000, 4_001];
     let rows: usize = sizes.iter().sum();
     let mut paths = Vec::new();
     for format in [Format::Root, Format::Parquet] {
         let path = dir.path().join(format!("run.{}", format.extension()));
-        let mut w = Writer::create_with_options(&path, format, &schema, &metadata, "particles", &options).unwrap();
+        let mut w =
+            Writer::create_with_options(&path, format, &schema, &metadata, "particles", &options)
+                .unwrap();
         let mut start = 0;
         for n in sizes {
             w.write(&common::chunk(&schema, start, n)).unwrap();
@@ -92,8 +102,10 @@ fn python_reads_both_formats() {
             json_string(&file.to_string_lossy())
         ));
     }
-    let pairs: Vec<String> =
-        metadata.iter().map(|(k, v)| format!("[{}, {}]", json_string(k), json_string(v))).collect();
+    let pairs: Vec<String> = metadata
+        .iter()
+        .map(|(k, v)| format!("[{}, {}]", json_string(k), json_string(v)))
+        .collect();
     let manifest = format!(
         "{{\"root\": {}, \"parquet\": {}, \"name\": \"particles\", \"rows\": {rows}, \"row_groups\": {},\n \"columns\": [{}],\n \"metadata\": [{}]}}\n",
         json_string(&paths[0].to_string_lossy()),
@@ -106,10 +118,21 @@ fn python_reads_both_formats() {
     std::fs::write(&manifest_path, manifest).unwrap();
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_back.py");
-    let out = Command::new(&python).arg(&script).arg(&manifest_path).output().unwrap();
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(&manifest_path)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "read_back.py failed ({}):\n{stdout}\n{stderr}", out.status);
-    assert!(stdout.contains(&format!("{rows} rows x 6 columns and 9 metadata pairs")), "{stdout}");
+    assert!(
+        out.status.success(),
+        "read_back.py failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains(&format!("{rows} rows x 6 columns and 10 metadata pairs")),
+        "{stdout}"
+    );
     println!("{stdout}");
 }

@@ -492,7 +492,6 @@ fn damaged_and_missing_files_are_errors_not_panics() {
             let cut = dir.path().join(format!("cut.{ext}"));
             std::fs::write(&cut, &bytes[..keep]).unwrap();
             let r = Reader::open(&cut).and_then(|r| r.read_all());
-            if let Err(e) = &r {}
             assert!(
                 r.is_err(),
                 "{format}: a file cut at {keep} of {} bytes read without error",
@@ -513,4 +512,16 @@ fn root_tree_can_be_named() {
     assert_eq!(Reader::open(&path).unwrap().name(), "Lamarr");
     assert_eq!(Reader::open_table(&path, "Lamarr").unwrap().rows(), 5);
     assert!(Reader::open_table(&path, "other").is_err());
+}
+
+#[test]
+fn types_can_move_between_threads() {
+    fn send<T: Send>() {}
+    fn sync<T: Send + Sync>() {}
+    send::<Writer>();
+    send::<Reader>();
+    sync::<Chunk>();
+    sync::<Schema>();
+    sync::<Metadata>();
+    sync::<Error>();
 }

@@ -91,7 +91,7 @@ pub fn chunk(schema: &Schema, start: u64, n: usize) -> Chunk {
     .unwrap()
 }
 
-/// Metadata like the simulator's, with a non-ASCII value and an empty one.
+/// Metadata like the simulator's, with a non-ASCII value, an empty one and a long one.
 pub fn metadata() -> Metadata {
     Metadata::new()
         .with(ntuple::keys::FLASHC_VERSION, "0.1.0")
@@ -103,4 +103,9 @@ pub fn metadata() -> Metadata {
         .with("model.tracking_resolution", "sha256:aabbccdd")
         .with("comment", "μ → e ν ν̄, 100% \"quoted\"")
         .with("empty", "")
+        // Longer than 255 bytes: ROOT strings switch to a 4-byte length there.
+        .with(
+            "config",
+            (0..40).map(|i| format!("stage{i}=on;")).collect::<String>(),
+        )
 }
