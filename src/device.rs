@@ -107,14 +107,24 @@ fn ordinal() -> usize {
 /// The runner for `model` on `device`; when CUDA was asked for but cannot be used, the CPU,
 /// after one line on stderr saying why.
 pub fn select(model: &'static dyn Model, device: Device) -> Runner {
+    let (runner, notice) = place(model, device);
+    if let Some(n) = notice {
+        eprintln!("{n}");
+    }
+    runner
+}
+
+/// The runner for `model` on `device`, and, when CUDA was asked for but cannot be used, the
+/// one-line notice saying why it runs on the CPU.
+pub fn place(model: &'static dyn Model, device: Device) -> (Runner, Option<String>) {
     match device {
-        Device::Cpu => Runner::Cpu(model),
+        Device::Cpu => (Runner::Cpu(model), None),
         Device::Cuda => cuda(model),
     }
 }
 
 #[cfg(feature = "cuda")]
-fn cuda(model: &'static dyn Model) -> Runner {
+fn cuda(model: &'static dyn Model) -> (Runner, Option<String>) {
     use runtime::cuda::{or_cpu, Backend, CudaModel, Error};
     let name = model.info().name;
     let gpu = match generated::ptx_by_name(name) {
@@ -125,24 +135,21 @@ fn cuda(model: &'static dyn Model) -> Runner {
         }),
     };
     match or_cpu(model, gpu) {
-        (Backend::Cuda(m), _) => Runner::Cuda(m),
-        (Backend::Cpu(m), notice) => {
-            if let Some(n) = notice {
-                eprintln!("{n}");
-            }
-            Runner::Cpu(m)
-        }
+        (Backend::Cuda(m), _) => (Runner::Cuda(m), None),
+        (Backend::Cpu(m), notice) => (Runner::Cpu(m), notice),
     }
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda(model: &'static dyn Model) -> Runner {
+fn cuda(model: &'static dyn Model) -> (Runner, Option<String>) {
     let _ = ordinal();
-    eprintln!(
-        "notice: running `{}` on the CPU: this flashc was built without the `cuda` feature (cargo build --release --features cuda)",
-        model.info().name
-    );
-    Runner::Cpu(model)
+    (
+        Runner::Cpu(model),
+        Some(format!(
+            "notice: running `{}` on the CPU: this flashc was built without the `cuda` feature (cargo build --release --features cuda)",
+            model.info().name
+        )),
+    )
 }
 
 /// Deterministic test data: inputs uniform in (0.02, 0.98) (inside every demo model's domain,

@@ -347,3 +347,17 @@ fn bad_input_is_one_clear_error_and_leaves_no_file() {
         assert_eq!(files(d), before, "{args:?} left a file");
     }
 }
+
+#[test]
+fn device_cuda_without_a_gpu_runs_on_the_cpu_with_one_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["simulate", "--quiet", "--n-events", "30", "--output", "cpu.parquet"]);
+    let o = flashc(d, &["simulate", "--quiet", "--n-events", "30", "--device", "cuda", "--output", "gpu.parquet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let notices: Vec<&str> = err.lines().filter(|l| l.starts_with("notice: running")).collect();
+    assert_eq!(notices.len(), 1, "one notice for the run: {err}");
+    assert!(notices[0].contains("on the CPU"), "{err}");
+    assert!(same(&concat(&[read(&d.join("cpu.parquet"))]), &concat(&[read(&d.join("gpu.parquet"))])));
+}

@@ -66,16 +66,27 @@ impl Models {
             device,
             runners: Vec::new(),
         };
+        let mut notices = Vec::new();
         for p in pipelines {
-            m.load(match p {
-                PipelineKind::Lamarr => &LAMARR,
-                PipelineKind::Flashsim => &FLASHSIM,
-            })?;
+            m.load(
+                match p {
+                    PipelineKind::Lamarr => &LAMARR,
+                    PipelineKind::Flashsim => &FLASHSIM,
+                },
+                &mut notices,
+            )?;
+        }
+        // One line for the run, not one per model.
+        if let Some(first) = notices.first() {
+            match notices.len() {
+                1 => eprintln!("{first}"),
+                n => eprintln!("{first} (and {} more models)", n - 1),
+            }
         }
         Ok(m)
     }
 
-    fn load(&mut self, names: &[&'static str]) -> Result<()> {
+    fn load(&mut self, names: &[&'static str], notices: &mut Vec<String>) -> Result<()> {
         for &name in names {
             if self.runners.iter().any(|(n, _)| *n == name) {
                 continue;
@@ -86,8 +97,9 @@ impl Models {
                      models (python models/toy_detector.py writes them), then rebuild"
                 )
             })?;
-            self.runners
-                .push((name, device::select(model, self.device)));
+            let (runner, notice) = device::place(model, self.device);
+            notices.extend(notice);
+            self.runners.push((name, runner));
         }
         Ok(())
     }
