@@ -31,7 +31,8 @@ Preprocessing is StandardScaler only (cheap at run time). GAN outputs that must 
 standardised target space; the mean and std of each target column are written in the spec's
 description and in docs/toy-detector.md (x = mean + std * x_std after integration).
 
-All seeds are fixed and everything runs on the CPU: running it again writes identical files.
+All seeds are fixed and everything runs on the CPU: running it again on the same machine writes
+identical files (oneDNN kernels may round differently on another CPU).
 TensorFlow and PyTorch run in separate processes (their bundled LLVMs clash in one process).
 """
 from __future__ import annotations
@@ -43,7 +44,7 @@ import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
@@ -491,15 +492,24 @@ def standard_scaler(X, identity_cols=()):
     return s
 
 
+def width68(a):
+    q = np.percentile(a, [16, 84], axis=0)
+    return 0.5 * (q[1] - q[0])
+
+
 def quality_line(name, truth, gen, cols, extra=""):
-    """One line: the worst |mean difference| / truth std and the std ratios of generated vs truth."""
+    """One line: the worst |mean difference| / truth std, the std ratios and the ratios of the
+    central 68 % half-widths of generated vs truth."""
     mt, mg = truth.mean(axis=0), gen.mean(axis=0)
     stt, sg = truth.std(axis=0), gen.std(axis=0)
     dm = np.abs(mg - mt) / np.maximum(stt, 1e-12)
     ratio = sg / np.maximum(stt, 1e-12)
+    w = width68(gen) / np.maximum(width68(truth), 1e-12)
     i, lo, hi = int(np.argmax(dm)), int(np.argmin(ratio)), int(np.argmax(ratio))
+    wl, wh = int(np.argmin(w)), int(np.argmax(w))
     print(f"QUALITY {name}: max |dmean|/std {dm[i]:.3f} ({cols[i]}); std gen/truth in "
-          f"[{ratio[lo]:.2f} ({cols[lo]}), {ratio[hi]:.2f} ({cols[hi]})]{extra}", flush=True)
+          f"[{ratio[lo]:.2f} ({cols[lo]}), {ratio[hi]:.2f} ({cols[hi]})]; 68% width gen/truth in "
+          f"[{w[wl]:.2f} ({cols[wl]}), {w[wh]:.2f} ({cols[wh]})]{extra}", flush=True)
 
 
 def classifier_line(name, p_model, p_truth, labels):
@@ -522,8 +532,9 @@ def keras_setup():
     import keras
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.get_logger().setLevel("ERROR")
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(SEED)
     return keras, tf
@@ -580,8 +591,9 @@ def train_gan(keras, tf, gen, n_cond, n_noise, n_out, cond, target, n_steps, nam
     for _ in range(3):
         h = L.LeakyReLU(negative_slope=0.2)(L.Dense(128)(h))
     disc = keras.Model(d_in, L.Dense(1)(h), name=f"{name}_disc")
-    g_opt = keras.optimizers.Adam(lr, beta_1=0.5)
-    d_opt = keras.optimizers.Adam(lr, beta_1=0.5)
+    sched = lambda: keras.optimizers.schedules.PolynomialDecay(lr, n_steps, end_learning_rate=0.1 * lr)  # noqa: E731
+    g_opt = keras.optimizers.Adam(sched(), beta_1=0.5)
+    d_opt = keras.optimizers.Adam(sched(), beta_1=0.5)
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
     cond = tf.constant(f32(cond))
     target = tf.constant(f32(target))
@@ -650,7 +662,8 @@ def export_gan(keras, tf, name, cols, out_cols, heads, C, Y, n_noise, width, n_s
 
 
 def std_ratio_where(mask, Yt, G, col, label):
-    return f"; {label}: std gen/truth {G[mask, col].std() / Yt[mask, col].std():.2f}"
+    return (f"; {label}: std gen/truth {G[mask, col].std() / Yt[mask, col].std():.2f}, "
+            f"68% width {width68(G[mask, col]) / width68(Yt[mask, col]):.2f}")
 
 
 def make_tracking(keras, tf):
@@ -701,7 +714,7 @@ def make_tracking(keras, tf):
                 + f"; ndof mean gen/truth {G[:, 7].mean():.1f}/{Yt[:, 7].mean():.1f}")
 
     export_gan(keras, tf, "lamarr_resolution", TRUTH + TYPE, RES_OUT, [None] * 6 + ["softplus", None, "sigmoid"],
-               C, R, 32, 128, steps(6000),
+               C, R, 32, 128, steps(8000),
                "toy detector: track reco - truth GAN generator; StandardScaler on the 15 conditions, 32 N(0,1) noise; "
                "Dense128 LeakyReLU(0.1) x3; linear heads (inverse StandardScaler) for dx dy dz dtx dty dp_rel ndof, "
                "softplus head for chi2_per_dof, sigmoid head for ghost_prob",
@@ -720,7 +733,7 @@ def make_tracking(keras, tf):
                 f"; sigma_p/p median gen/truth {np.median(sg_):.4f}/{np.median(st_):.4f}")
 
     export_gan(keras, tf, "lamarr_covariance", TRUTH + TYPE + ["chi2_per_dof", "ndof", "ghost_prob"], COV_OUT,
-               [None] * 15, C2, V, 32, 128, steps(6000),
+               [None] * 15, C2, V, 32, 128, steps(8000),
                "toy detector: Cholesky factor of the 5x5 track covariance (x, y, tx, ty, q/p) GAN generator; "
                "L[i][i] = exp(log_l{i}), L[i][j] = l{i}{j} * L[i][i]; StandardScaler on the 18 conditions, 32 N(0,1) "
                "noise; Dense128 LeakyReLU(0.1) x3 + Dense15; inverse StandardScaler",
@@ -814,7 +827,7 @@ def make_photons(keras, tf):
 def torch_setup():
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     torch.manual_seed(SEED)
     torch.use_deterministic_algorithms(True)
     return torch
@@ -854,7 +867,7 @@ def make_torch_efficiency(torch, name, cols, X, y, Xc, yc, Xf, p_truth_fn, n_ste
         opt.step()
         sched.step()
     net.eval()
-    print(f"  {name}: {n_steps} steps, BCE {float(loss):.4f} ({time.time() - t0:.0f} s)", flush=True)
+    print(f"  {name}: {n_steps} steps, BCE {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
     fx.export(os.path.join(MODELS, name), name, inputs="inputs", columns=cols, preprocess=pre, net=net,
               output_columns=["p_reco"], description=desc)
     Xf = f32(Xf).astype(np.float64)
@@ -888,7 +901,7 @@ def rk4(torch, net, pre_t, ctx, n_steps=8, seed=0):
     return x.numpy().astype(np.float64)
 
 
-def make_flow(torch, name, ctx_cols, G, X1, Gc, X1c, Gf, n_steps, seed, obj):
+def make_flow(torch, name, ctx_cols, G, X1, Gc, X1c, Gf, n_steps, seed, obj, extra_check):
     """Conditional flow matching: x_t = (1 - t) z + t x1, target velocity x1 - z, input (x_t, ctx, t)."""
     from sklearn.preprocessing import StandardScaler
 
@@ -925,7 +938,7 @@ def make_flow(torch, name, ctx_cols, G, X1, Gc, X1c, Gf, n_steps, seed, obj):
         loss.backward()
         opt.step()
         sched.step()
-        run = 0.99 * run + 0.01 * float(loss) if i else float(loss)
+        run = 0.99 * run + 0.01 * loss.item() if i else loss.item()
     net.eval()
     print(f"  {name}: {n_steps} flow-matching steps, loss {run:.4f} ({time.time() - t0:.0f} s)", flush=True)
     desc = (f"toy detector: conditional flow-matching vector field of the reconstructed {obj} "
@@ -950,10 +963,43 @@ def make_flow(torch, name, ctx_cols, G, X1, Gc, X1c, Gf, n_steps, seed, obj):
     Xg = mean + std * xs
     parts = [f"{c} mean {Xg[:, i].mean():.4g}/{X1c[:, i].mean():.4g} std {Xg[:, i].std():.4g}/{X1c[:, i].std():.4g}"
              for i, c in enumerate(FLOW_TARGETS)]
-    print(f"QUALITY {name} (RK4 8 steps, gen/truth): " + "; ".join(parts), flush=True)
+    print(f"QUALITY {name} (RK4 8 steps, gen/truth): " + "; ".join(parts) + extra_check(Gc, X1c, Xg), flush=True)
     print("TARGETS " + json.dumps(dict(name=name, columns=FLOW_TARGETS, mean=[float(v) for v in mean],
                                        std=[float(v) for v in std])), flush=True)
+    make_targets(name.replace("_flow", "_targets"), mean, std)
     return net
+
+
+def muon_extra(G, Xt, Xg):
+    lo, hi = G[:, 0] < np.log10(20.0), G[:, 0] > np.log10(80.0)
+    fwd = np.abs(G[:, 1]) > 1.4
+    return (f"; pt_ratio 68% width pT<20 {width68(Xg[lo, 0]):.4f}/{width68(Xt[lo, 0]):.4f}, "
+            f"pT>80 {width68(Xg[hi, 0]):.4f}/{width68(Xt[hi, 0]):.4f}, |eta|>1.4 {width68(Xg[fwd, 0]):.4f}/"
+            f"{width68(Xt[fwd, 0]):.4f}; iso mean pT<20 {Xg[lo, 3].mean():.4f}/{Xt[lo, 3].mean():.4f}")
+
+
+def electron_extra(G, Xt, Xg):
+    near, far = G[:, 5] < 0.3, G[:, 5] > 1.0
+    return (f"; iso mean dr_muon<0.3 {Xg[near, 3].mean():.4f}/{Xt[near, 3].mean():.4f}, dr_muon>1 "
+            f"{Xg[far, 3].mean():.4f}/{Xt[far, 3].mean():.4f}; fraction pt_ratio<0.9 "
+            f"{np.mean(Xg[:, 0] < 0.9):.4f}/{np.mean(Xt[:, 0] < 0.9):.4f}")
+
+
+def make_targets(name, mean, std):
+    """The flow's standardised sample -> physical targets: scikit-learn's StandardScaler inverse
+    with the training mean and std (the pipeline's `targets` model; deterministic). Its fixture
+    is scikit-learn's own `inverse_transform` of standard-normal rows."""
+    from sklearn.preprocessing import StandardScaler
+    sc = StandardScaler().fit(np.stack([mean - std, mean + std]))
+    sc.mean_, sc.scale_, sc.var_ = np.asarray(mean, np.float64), np.asarray(std, np.float64), np.asarray(std, np.float64) ** 2
+    fx.export(os.path.join(MODELS, name), name, inputs="standardised", columns=FLOW_X, postprocess=sc,
+              output_columns=FLOW_TARGETS,
+              description="toy detector: the flow's standardised sample (x0..x3) to physical targets "
+                          "(StandardScaler inverse with the training mean and std)")
+    x = np.random.default_rng(SEED + 700).normal(size=(N_FIX, 4))
+    y = sc.inverse_transform(f32(x).astype(np.float64))
+    write_fixture(name, x, y)
+    check(name, x, y)
 
 
 def make_flashsim(torch):
@@ -966,11 +1012,11 @@ def make_flashsim(torch):
     yc = (rng.random(len(Gc)) < muon_efficiency_probability(Gc)).astype(np.float64)
     Gf = central_gun(np.random.default_rng(SEED + 108), N_FIX)
     make_torch_efficiency(torch, "flashsim_muon_efficiency", MUGEN, G, y, Gc, yc, Gf, muon_efficiency_probability,
-                          steps(4000), "toy detector: CMS-like muon reconstruction probability; StandardScaler + "
+                          steps(10000), "toy detector: CMS-like muon reconstruction probability; StandardScaler + "
                           "Linear64 ReLU x3 + Linear1 Sigmoid", seed=11)
     Gr, Grc = G[y > 0.5], Gc[yc > 0.5]
     make_flow(torch, "flashsim_muon_flow", MUGEN, Gr, muon_targets(rng, Gr), Grc, muon_targets(rng, Grc),
-              Gf, steps(8000), seed=12, obj="muon")
+              Gf, steps(12000), seed=12, obj="muon", extra_check=muon_extra)
     # electrons
     G = electron_gun(rng, n_train)
     y = (rng.random(len(G)) < electron_efficiency_probability(G)).astype(np.float64)
@@ -978,12 +1024,12 @@ def make_flashsim(torch):
     yc = (rng.random(len(Gc)) < electron_efficiency_probability(Gc)).astype(np.float64)
     Gf = electron_gun(np.random.default_rng(SEED + 109), N_FIX)
     make_torch_efficiency(torch, "flashsim_electron_efficiency", ELEGEN, G, y, Gc, yc, Gf,
-                          electron_efficiency_probability, steps(4000),
+                          electron_efficiency_probability, steps(10000),
                           "toy detector: CMS-like electron reconstruction probability (depends on the distance to the "
                           "nearest reconstructed muon); StandardScaler + Linear64 ReLU x3 + Linear1 Sigmoid", seed=13)
     Gr, Grc = G[y > 0.5], Gc[yc > 0.5]
     make_flow(torch, "flashsim_electron_flow", ELEGEN, Gr, electron_targets(rng, Gr), Grc, electron_targets(rng, Grc),
-              Gf, steps(8000), seed=14, obj="electron")
+              Gf, steps(12000), seed=14, obj="electron", extra_check=electron_extra)
 
 
 # ============================================================================= driver
@@ -1013,11 +1059,19 @@ def main():
         return
     rows = []
     t0 = time.time()
+    # one thread per framework, the two frameworks side by side (two cores)
+    import tempfile
+
+    procs = {}
     for part in ("keras", "torch"):
-        print(f"== {part} models", flush=True)
         cmd = [sys.executable, os.path.abspath(__file__), "--part", part] + (["--quick"] if QUICK else [])
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-        for line in p.stdout.splitlines():
+        buf = tempfile.TemporaryFile(mode="w+")
+        procs[part] = (subprocess.Popen(cmd, stdout=buf, text=True), buf)
+    for part, (p, buf) in procs.items():
+        p.wait()
+        buf.seek(0)
+        print(f"== {part} models", flush=True)
+        for line in buf.read().splitlines():
             if line.startswith("REPORT "):
                 rows.append(json.loads(line[7:]))
             else:

@@ -24,6 +24,24 @@ EXPECTED = {
     "zoo_torch_bf16": (8, 4, 4),
     "zoo_preproc_forward": (8, 0, 8),
     "zoo_preproc_inverse": (8, 0, 8),
+    # the demo models of the simulator pipelines (models/toy_detector.py)
+    "lamarr_acceptance": (12, 0, 1),
+    "lamarr_efficiency": (12, 0, 4),
+    "lamarr_resolution": (15, 32, 9),
+    "lamarr_covariance": (18, 32, 15),
+    "lamarr_ismuon": (8, 0, 1),
+    "lamarr_rich": (8, 16, 4),
+    "lamarr_muon": (8, 16, 2),
+    "lamarr_gpid_muon": (14, 16, 8),
+    "lamarr_gpid_nomuon": (12, 16, 8),
+    "lamarr_photon_efficiency": (5, 0, 1),
+    "lamarr_photon_resolution": (5, 16, 6),
+    "flashsim_muon_efficiency": (4, 0, 1),
+    "flashsim_muon_flow": (9, 0, 4),
+    "flashsim_electron_efficiency": (6, 0, 1),
+    "flashsim_electron_flow": (11, 0, 4),
+    "flashsim_muon_targets": (4, 0, 4),
+    "flashsim_electron_targets": (4, 0, 4),
 }
 
 

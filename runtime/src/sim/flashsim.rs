@@ -7,7 +7,8 @@
 //!    `v(x, context, t)` (a compiled model on `cat(x, context, t)`) integrated from `t = 0`
 //!    (standard normal noise `z`) to `t = 1` with a fixed-step method
 //!    ([`crate::ode`], RK4 with 8 steps by default), then a deterministic targets model maps the
-//!    standardised sample to physical quantities (`pt_ratio`, `d_eta`, `d_phi`, `iso`).
+//!    standardised sample to physical quantities (`pt_ratio`, `d_eta`, `d_phi`, `iso`; the
+//!    isolation is clamped at 0, which a sample can undershoot slightly).
 //!
 //! Electrons are conditioned on the muons simulated before them in the same event and fold:
 //! the number of reconstructed muons and the ΔR to the nearest one (5 when there is none).
@@ -359,7 +360,7 @@ impl Pipeline for FlashSim<'_> {
             let eta = p.eta() + y[1] as f64;
             let phi = wrap_phi(p.phi() + y[2] as f64);
             reco[r] = 1;
-            t[r] = [(p.pt() * y[0] as f64) as f32, eta as f32, phi as f32, y[3]];
+            t[r] = [(p.pt() * y[0] as f64) as f32, eta as f32, phi as f32, y[3].max(0.0)];
             reco_mu
                 .entry((rows[r].0, rows[r].1))
                 .or_default()
@@ -412,7 +413,7 @@ impl Pipeline for FlashSim<'_> {
                 (p.pt() * y[0] as f64) as f32,
                 (p.eta() + y[1] as f64) as f32,
                 wrap_phi(p.phi() + y[2] as f64) as f32,
-                y[3],
+                y[3].max(0.0),
             ];
         }
 
