@@ -12,12 +12,15 @@
 //! `.venv/bin/python` at the repository root (scripts/test.sh installs python/requirements-ci.txt
 //! there). A missing interpreter or module fails the test.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ntuple::{ColumnData, Reader};
+
+#[path = "support/process.rs"]
+mod process;
+use process::run;
 
 const INSTALL: &str = "create it with `python3 -m venv .venv && .venv/bin/pip install -r python/requirements-ci.txt` \
      at the repository root (scripts/test.sh does this), or set FLASHC_PYTHON";
@@ -34,47 +37,6 @@ fn python() -> PathBuf {
     match std::env::var_os("FLASHC_PYTHON") {
         Some(p) => PathBuf::from(p),
         None => root().join(".venv/bin/python"),
-    }
-}
-
-/// Runs `cmd` to completion within `limit` (killing it otherwise) and returns its stdout;
-/// panics with both streams if it fails.
-fn run(mut cmd: Command, limit: Duration, what: &str) -> String {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what} ({cmd:?}): {e}"));
-    // Drain both pipes on threads, so that a chatty child cannot block on a full pipe.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("waits for the child") {
-            break Some(s);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    match status {
-        Some(s) if s.success() => out,
-        Some(s) => panic!("{what} failed ({s}):\n{out}\n{err}"),
-        None => panic!("{what} did not finish within {limit:?}; killed:\n{out}\n{err}"),
     }
 }
 
