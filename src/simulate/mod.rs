@@ -332,6 +332,13 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// `writeln!` that ignores a closed stdout.
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {
+        let _ = writeln!($out, $($arg)*);
+    };
+}
+
 /// Ratios printed in the summary: (label, numerator, denominator).
 const RATIOS: &[(&str, &str, &str)] = &[
     ("acceptance", "accepted", "charged particles"),
@@ -355,7 +362,11 @@ fn print_summary(
     format: OutFormat,
     rows: u64,
 ) {
-    println!(
+    use std::io::Write;
+    // A closed stdout (`flashc simulate | head`) must not fail a run whose output is written.
+    let mut out = std::io::stdout().lock();
+    outln!(
+        out,
         "flashc simulate: {} pipeline, seed {}, {} events x {} fold(s), {} thread(s)",
         pipeline.name(),
         args.seed,
@@ -364,12 +375,13 @@ fn print_summary(
         threads
     );
     for (k, v) in s.counts.iter() {
-        println!("  {k:<26} {v:>12}");
+        outln!(out, "  {k:<26} {v:>12}");
     }
     for (label, num, den) in RATIOS {
         let d = s.counts.get(den);
         if d > 0 {
-            println!(
+            outln!(
+                out,
                 "  {label:<26} {:>11.1} %",
                 100.0 * s.counts.get(num) as f64 / d as f64
             );
@@ -384,14 +396,16 @@ fn print_summary(
     .iter()
     .map(|k| s.counts.get(k))
     .sum();
-    println!(
+    outln!(
+        out,
         "  time {:.2} s: {:.0} events/s, {:.0} particles/s ({:.0} per thread)",
         s.seconds,
         s.events as f64 / s.seconds,
         particles as f64 / s.seconds,
         particles as f64 / s.seconds / threads as f64
     );
-    println!(
+    outln!(
+        out,
         "wrote {} ({}, {rows} rows, {} columns)",
         path.display(),
         match format {
