@@ -60,7 +60,8 @@ pub struct Args {
     /// Oversampling: simulate each event this many times, writing the fold index.
     #[arg(long, default_value_t = 1)]
     pub oversample: u32,
-    /// Output file (default `flashc-PIPELINE.root` or `.parquet`).
+    /// Output file (default `flashc-PIPELINE.root` or `.parquet`, `flashc-PIPELINE.shardI-of-N.EXT`
+    /// with --shard). `{shard}` in it becomes `shardI-of-N`, e.g. `out/run.{shard}.parquet`.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
     /// Output format (default: from the output's extension, else `root`).
