@@ -94,7 +94,7 @@ impl Part {
 
     /// The end of the events asked for (`None`: to the end of the input).
     fn end(&self) -> Option<u64> {
-        self.asked.map(|n| self.first + n)
+        self.asked.map(|n| self.first.saturating_add(n))
     }
 
     /// The file names this part stands for: its own, or those it was merged from.
@@ -111,7 +111,8 @@ impl Part {
 
 /// `events A..B` as "events A to B-1" (half-open ranges read badly in a message).
 fn events(from: u64, to: u64) -> String {
-    match to - from {
+    match to.saturating_sub(from) {
+        0 => format!("no events (from event {from})"),
         1 => format!("event {from}"),
         n => format!("events {from} to {} ({n} events)", to - 1),
     }
@@ -203,6 +204,15 @@ fn check_follows(a: &Part, b: &Part) -> Result<()> {
              --n-events and --shard",
             events(end, b.first),
             b.first
+        );
+    }
+    if end > b.first && b.asked == Some(0) {
+        bail!(
+            "cannot merge: {pb} holds no events, from event {}, which is inside the {} of {pa}\n  \
+             hint: the files come from different splits of the production; merge the files of \
+             one split",
+            b.first,
+            events(a.first, end)
         );
     }
     if end > b.first {

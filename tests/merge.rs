@@ -392,3 +392,64 @@ fn shards_of_another_configuration_are_refused() {
     );
     assert!(!d.join("out.root").exists());
 }
+
+#[test]
+fn more_shards_than_events_merge_including_the_empty_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 3 events in 5 shards: shards 1 and 3 are empty.
+    for i in [5, 3, 1, 4, 2] {
+        let s = format!("{i}/5");
+        ok(
+            d,
+            &[
+                "simulate",
+                "--quiet",
+                "--n-events",
+                "3",
+                "--shard",
+                &s,
+                "--output",
+                "e.{shard}.parquet",
+            ],
+        );
+    }
+    ok(
+        d,
+        &[
+            "simulate",
+            "--quiet",
+            "--n-events",
+            "3",
+            "--output",
+            "all3.root",
+        ],
+    );
+    let m = read_metadata(d.join("e.shard3-of-5.parquet")).unwrap();
+    assert_eq!(
+        (m.get("first_event"), m.get("n_events")),
+        (Some("1"), Some("0"))
+    );
+    let names: Vec<String> = [4, 1, 5, 3, 2]
+        .iter()
+        .map(|i| format!("e.shard{i}-of-5.parquet"))
+        .collect();
+    let mut a = vec!["merge", "m.root"];
+    a.extend(names.iter().map(String::as_str));
+    ok(d, &a);
+    let (x, y) = (columns(&d.join("m.root")), columns(&d.join("all3.root")));
+    assert!(!x[0].is_empty());
+    assert!(x.iter().zip(&y).all(|(p, q)| p.bits_eq(q)));
+    assert_eq!(
+        without(&read_metadata(d.join("m.root")).unwrap(), "merged_files"),
+        read_metadata(d.join("all3.root")).unwrap()
+    );
+
+    // An empty shard of another split, inside the events of a file.
+    let err = fails(
+        d,
+        &["merge", "x.root", "all3.root", "e.shard3-of-5.parquet"],
+    );
+    assert!(err.contains("e.shard3-of-5.parquet holds no events, from event 1, which is inside the events 0 to 2 (3 events) of all3.root"), "{err}");
+    assert!(!d.join("x.root").exists());
+}
