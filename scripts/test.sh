@@ -11,7 +11,7 @@ fi
 FLASHC_PTXAS="$(scripts/install-ptxas.sh | tail -n1)"
 export FLASHC_PTXAS
 
-echo "== Python test dependencies in .venv (the exporter's tests, the read-back tests, Pythia8 for tests/pythia.rs)"
+echo "== Python test dependencies in .venv (the exporter's tests, the read-back tests of the outputs, Pythia8 for tests/pythia.rs, the HTCondor submit file's test)"
 .venv/bin/pip install --quiet --disable-pip-version-check -r python/requirements-ci.txt
 .venv/bin/pip install --quiet --disable-pip-version-check --no-deps ./python
 FLASHC_PYTHON="$PWD/.venv/bin/python"

@@ -4,6 +4,7 @@ mod baseline;
 mod bench;
 mod compile;
 mod device;
+mod merge;
 mod output;
 mod simulate;
 
@@ -45,6 +46,11 @@ enum Command {
     /// write a ROOT or Parquet ntuple. With no arguments: the Lamarr pipeline on 1000
     /// particle-gun events, into flashc-lamarr.root.
     Simulate(simulate::Args),
+    /// Merge the outputs of the jobs of one production (`--shard I/N` or
+    /// `--first-event/--n-events` splits; ROOT or Parquet, in any order) into one file, in event
+    /// order, after checking that they come from one configuration and that their events follow
+    /// each other with no gap and no overlap (docs/production.md).
+    Merge(merge::Args),
     /// Compile model specs into a shared or static library with a scikinC-compatible C ABI
     /// and a C/C++ header (docs/c-abi.md).
     Compile(compile::Args),
@@ -56,7 +62,9 @@ fn main() -> ExitCode {
         Err(e) => {
             // The library errors carry their own "error: ..." lines and hints; add the context
             // lines around them, without a backtrace.
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            let mut chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            // An error whose message already quotes its source (e.g. an I/O error) is printed once.
+            chain.dedup_by(|source, outer| outer.contains(source.as_str()));
             for (i, line) in chain.iter().enumerate() {
                 if i == 0 && !line.starts_with("error") {
                     eprintln!("error: {line}");
@@ -74,6 +82,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Compile(args) => compile::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Merge(args) => merge::run(&args),
         Command::Models => {
             println!("{:<24} {:>7} {:>6} {:>8} {:>12}  source", "name", "inputs", "noise", "outputs", "MAC/row");
             for m in generated::MODELS {

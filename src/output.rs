@@ -46,6 +46,11 @@ impl Writer {
         Ok(Writer { inner, schema })
     }
 
+    /// Sets metadata `key` to `value` (written by [`finish`](Writer::finish)).
+    pub fn set_metadata(&mut self, key: &str, value: String) -> Result<()> {
+        Ok(self.inner.set_metadata(key, value)?)
+    }
+
     /// Completes the file and moves it to its final path; returns the number of rows.
     pub fn finish(self) -> Result<u64> {
         Ok(self.inner.finish()?)

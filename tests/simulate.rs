@@ -333,6 +333,10 @@ fn bad_input_is_one_clear_error_and_leaves_no_file() {
         (&["simulate", "--shard", "1/4"][..], "--n-events"),
         (&["simulate", "--oversample", "0"][..], "oversample"),
         (
+            &["simulate", "--output", "x.{shard}.root"][..],
+            "no --shard I/N was given",
+        ),
+        (
             &["simulate", "--input", "missing.hepmc3"][..],
             "missing.hepmc3",
         ),
@@ -360,4 +364,90 @@ fn device_cuda_without_a_gpu_runs_on_the_cpu_with_one_notice() {
     assert_eq!(notices.len(), 1, "one notice for the run: {err}");
     assert!(notices[0].contains("on the CPU"), "{err}");
     assert!(same(&concat(&[read(&d.join("cpu.parquet"))]), &concat(&[read(&d.join("gpu.parquet"))])));
+}
+
+#[test]
+fn shard_output_names_and_the_run_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("out")).unwrap();
+    // `{shard}` in --output, and the default name of a shard.
+    ok(
+        d,
+        &[
+            "simulate",
+            "--quiet",
+            "--n-events",
+            "30",
+            "--first-event",
+            "100",
+            "--shard",
+            "2/3",
+            "--output",
+            "out/run.{shard}.parquet",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "simulate",
+            "--quiet",
+            "--n-events",
+            "30",
+            "--shard",
+            "3/3",
+            "--format",
+            "parquet",
+        ],
+    );
+    assert_eq!(files(&d.join("out")), ["run.shard2-of-3.parquet"]);
+    assert_eq!(files(d), ["flashc-lamarr.shard3-of-3.parquet", "out"]);
+
+    let m = ntuple::read_metadata(d.join("out/run.shard2-of-3.parquet")).unwrap();
+    assert_eq!(m.get("flashc_version"), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(m.get("pipeline"), Some("lamarr"));
+    assert_eq!(m.get("seed"), Some("42"));
+    assert_eq!(m.get("first_event"), Some("110"));
+    assert_eq!(m.get("n_events"), Some("10"));
+    assert_eq!(m.get("n_events_simulated"), Some("10"));
+    assert_eq!(m.get("oversample"), Some("1"));
+    assert_eq!(m.get("shard"), Some("2/3"));
+    assert!(m.get("input").unwrap().starts_with("particle gun"), "{m}");
+    // Every model of the pipeline by name and by content.
+    let models: Vec<&str> = m.get("models").unwrap().split(',').collect();
+    assert_eq!(models.len(), 11, "{m}");
+    for name in &models {
+        let digest = m
+            .get(&format!("model.{name}"))
+            .unwrap_or_else(|| panic!("no digest of {name}: {m}"));
+        assert_eq!(Some(digest), generated::digest(name));
+        assert!(
+            digest.starts_with("fnv1a64:") && digest.len() == 24,
+            "{digest}"
+        );
+    }
+
+    // An input that ends before --n-events: the events actually simulated are recorded.
+    let input = root().join("runtime/tests/data/two_events.hepmc3");
+    let o = flashc(
+        d,
+        &[
+            "simulate",
+            "--quiet",
+            "--input",
+            input.to_str().unwrap(),
+            "--n-events",
+            "5",
+            "--output",
+            "short.root",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the input ended after 2 of the 5 events"));
+    let m = ntuple::read_metadata(d.join("short.root")).unwrap();
+    assert_eq!(
+        (m.get("n_events"), m.get("n_events_simulated")),
+        (Some("5"), Some("2"))
+    );
+    assert_eq!(m.get("input"), input.to_str());
 }

@@ -454,20 +454,14 @@ fn read(path: &Path) -> Chunk {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The shard outputs merged into one table, in shard order.
-///
-/// MERGE: `flashc merge` is not on this branch yet. When it is, call it here on `shards` (in
-/// this order) with an output in `dir`, and return that file's table, so that the comparison
-/// with the single run checks the command itself.
+/// The shard outputs merged by `flashc merge` (given in reverse order: the command sorts them
+/// by their first event), read back.
 fn merge(shards: &[PathBuf], dir: &Path) -> Chunk {
-    let _ = dir;
-    let mut merged = read(&shards[0]);
-    for s in &shards[1..] {
-        merged
-            .append(&read(s))
-            .unwrap_or_else(|e| panic!("appending {}: {e}", s.display()));
-    }
-    merged
+    let out = dir.join("merged.root");
+    let mut args: Vec<&str> = vec!["merge", out.to_str().unwrap()];
+    args.extend(shards.iter().rev().map(|s| s.to_str().unwrap()));
+    flashc(dir, &args);
+    read(&out)
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //!   pairs).
 //! - [`Writer`]: streams chunks to a temporary file in the output's directory and renames it to
 //!   the final path in [`Writer::finish`]; on error or drop nothing appears at the final path.
+//!   The metadata is written by `finish` too, so [`Writer::set_metadata`] can change it until then.
 //! - [`Reader`] and [`read_metadata`]: the format comes from the extension (`.root`,
 //!   `.parquet`).
 //!

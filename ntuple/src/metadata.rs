@@ -15,8 +15,22 @@ pub mod keys {
     pub const SEED: &str = "seed";
     /// The first generator event of the run, in decimal.
     pub const FIRST_EVENT: &str = "first_event";
-    /// The number of generator events of the run, in decimal.
+    /// The number of generator events the run was asked for, in decimal (`all`: to the end of
+    /// the input file).
     pub const N_EVENTS: &str = "n_events";
+    /// The number of generator events actually simulated, in decimal (fewer than `n_events` when
+    /// the input ended first). Written when the run ends.
+    pub const N_EVENTS_SIMULATED: &str = "n_events_simulated";
+    /// Events simulated per generator event (the `fold` column counts them), in decimal.
+    pub const OVERSAMPLE: &str = "oversample";
+    /// The generator events: the input file as given, or the particle gun's description.
+    pub const INPUT: &str = "input";
+    /// The models of the pipeline, comma-separated, in stage order.
+    pub const MODELS: &str = "models";
+    /// `I/N` for shard I of N of a production (absent otherwise, and in merged files).
+    pub const SHARD: &str = "shard";
+    /// In a merged file: the base names of the files merged, in event order, comma-separated.
+    pub const MERGED_FILES: &str = "merged_files";
     /// Prefix of one key per model: `model.NAME` → the model's content hash.
     pub const MODEL_PREFIX: &str = "model.";
 }
@@ -99,24 +113,27 @@ impl Metadata {
 
     /// Checks that every key can be stored: not empty and not reserved by a file format.
     pub(crate) fn check(&self) -> Result<()> {
-        for (k, _) in self.iter() {
-            if k.is_empty() {
-                return Err(Error::Metadata {
-                    key: String::new(),
-                    message: "empty key".into(),
-                    hint: "give every metadata entry a name".into(),
-                });
-            }
-            if reserved(k) {
-                return Err(Error::Metadata {
-                    key: k.to_owned(),
-                    message: "the key is reserved by the file format".into(),
-                    hint: "rename it: `ARROW:schema` and keys starting with `flashc:` are written by the library itself".into(),
-                });
-            }
-        }
-        Ok(())
+        self.iter().try_for_each(|(k, _)| check_key(k))
     }
+}
+
+/// Checks that `key` can be stored: not empty and not reserved by a file format.
+pub(crate) fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::Metadata {
+            key: String::new(),
+            message: "empty key".into(),
+            hint: "give every metadata entry a name".into(),
+        });
+    }
+    if reserved(key) {
+        return Err(Error::Metadata {
+            key: key.to_owned(),
+            message: "the key is reserved by the file format".into(),
+            hint: "rename it: `ARROW:schema` and keys starting with `flashc:` are written by the library itself".into(),
+        });
+    }
+    Ok(())
 }
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Metadata {

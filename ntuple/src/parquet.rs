@@ -8,7 +8,8 @@
 //!
 //! The metadata goes into the file's key-value metadata, in order, followed by the table name under
 //! `flashc:table` and the Arrow schema under `ARROW:schema` (both reserved keys, left out by
-//! [`read_metadata`]).
+//! [`read_metadata`]). It is handed over in [`ParquetWriter::finish`], so that it can describe the
+//! whole run.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -77,6 +78,7 @@ pub(crate) struct ParquetWriter {
     writer: ArrowWriter<File>,
     schema: SchemaRef,
     path: PathBuf,
+    table: String,
 }
 
 impl ParquetWriter {
@@ -84,7 +86,6 @@ impl ParquetWriter {
         tmp: &Path,
         file: File,
         schema: &Schema,
-        metadata: &Metadata,
         table: &str,
         options: &WriterOptions,
     ) -> Result<ParquetWriter> {
@@ -96,15 +97,9 @@ impl ParquetWriter {
                 "use a zstd level from 1 to 22 (3 is the default)",
             )
         })?;
-        let mut kv: Vec<KeyValue> = metadata
-            .iter()
-            .map(|(k, v)| KeyValue::new(k.to_owned(), v.to_owned()))
-            .collect();
-        kv.push(KeyValue::new(TABLE_KEY.to_owned(), table.to_owned()));
         let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
-            .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
-            .set_key_value_metadata(Some(kv));
+            .set_max_row_group_row_count(Some(options.row_group_rows.max(1)));
         for f in schema.fields() {
             if matches!(f.ty, ColumnType::F32 | ColumnType::F64) {
                 props =
@@ -118,6 +113,7 @@ impl ParquetWriter {
             writer,
             schema: arrow,
             path: tmp.to_path_buf(),
+            table: table.to_owned(),
         })
     }
 
@@ -139,7 +135,14 @@ impl ParquetWriter {
             .map_err(|e| Error::parquet(&self.path, "write rows", e, IO_HINT))
     }
 
-    pub(crate) fn finish(self) -> Result<()> {
+    /// Writes the last row group and the footer with `metadata`.
+    pub(crate) fn finish(mut self, metadata: &Metadata) -> Result<()> {
+        for (k, v) in metadata.iter() {
+            self.writer
+                .append_key_value_metadata(KeyValue::new(k.to_owned(), v.to_owned()));
+        }
+        self.writer
+            .append_key_value_metadata(KeyValue::new(TABLE_KEY.to_owned(), self.table.clone()));
         self.writer
             .close()
             .map_err(|e| Error::parquet(&self.path, "write the footer", e, IO_HINT))?;

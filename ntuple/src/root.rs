@@ -107,20 +107,17 @@ fn add_branch<T: Marshaler + 'static>(
 pub(crate) struct RootWriter {
     senders: Vec<SyncSender<ColumnData>>,
     abort: Arc<AtomicBool>,
+    /// The metadata, sent by [`finish`](RootWriter::finish) once the rows are written.
+    metadata: Option<SyncSender<Metadata>>,
     thread: Option<JoinHandle<Result<()>>>,
     path: PathBuf,
     tree: String,
-    metadata_len: usize,
 }
 
 impl RootWriter {
-    /// Starts the writer thread on `tmp` (an existing, empty file that `oxyroot` truncates).
-    pub(crate) fn start(
-        tmp: &Path,
-        schema: &Schema,
-        metadata: &Metadata,
-        tree: &str,
-    ) -> Result<RootWriter> {
+    /// Starts the writer thread on `tmp` (an existing, empty file that `oxyroot` truncates). The
+    /// metadata is given to [`finish`](RootWriter::finish).
+    pub(crate) fn start(tmp: &Path, schema: &Schema, tree: &str) -> Result<RootWriter> {
         if tmp.to_str().is_none() {
             return Err(Error::format(
                 tmp,
@@ -137,18 +134,18 @@ impl RootWriter {
             senders.push(tx);
             receivers.push(rx);
         }
-        let (path, name, schema2, meta, abort2) = (
+        let (meta_tx, meta_rx) = sync_channel::<Metadata>(1);
+        let (path, name, schema2, abort2) = (
             tmp.to_path_buf(),
             tree.to_owned(),
             schema.clone(),
-            metadata.clone(),
             abort.clone(),
         );
         let thread = std::thread::Builder::new()
             .name("ntuple-root-writer".into())
             .spawn(move || {
                 guarded(&path, "write the tree", || {
-                    write_file(&path, &name, &schema2, &meta, receivers, &abort2)
+                    write_file(&path, &name, &schema2, receivers, meta_rx, &abort2)
                 })
             })
             .map_err(|e| {
@@ -162,10 +159,10 @@ impl RootWriter {
         Ok(RootWriter {
             senders,
             abort,
+            metadata: Some(meta_tx),
             thread: Some(thread),
             path: tmp.to_path_buf(),
             tree: tree.to_owned(),
-            metadata_len: metadata.len(),
         })
     }
 
@@ -192,6 +189,7 @@ impl RootWriter {
 
     fn join(&mut self) -> Result<()> {
         self.senders.clear();
+        self.metadata = None;
         match self.thread.take() {
             None => Ok(()),
             Some(t) => match t.join() {
@@ -206,11 +204,17 @@ impl RootWriter {
         }
     }
 
-    /// Ends the branches, writes the metadata tree, closes the file and checks it by reopening it
-    /// (`oxyroot` writes its last header bytes when the file is dropped, ignoring errors there).
-    pub(crate) fn finish(mut self, rows: u64) -> Result<()> {
+    /// Ends the branches, writes `metadata` as the metadata tree, closes the file and checks it by
+    /// reopening it (`oxyroot` writes its last header bytes when the file is dropped, ignoring
+    /// errors there).
+    pub(crate) fn finish(mut self, rows: u64, metadata: &Metadata) -> Result<()> {
+        if let Some(tx) = self.metadata.take() {
+            // The channel holds one value, so this does not block; if the thread has stopped,
+            // `join` returns its error.
+            let _ = tx.send(metadata.clone());
+        }
         self.join()?;
-        let (path, tree, meta_len) = (self.path.clone(), self.tree.clone(), self.metadata_len);
+        let (path, tree, meta_len) = (self.path.clone(), self.tree.clone(), metadata.len());
         guarded(&path, "check the written file", || {
             let mut file = RootFile::open(&path)
                 .map_err(|e| Error::root(&path, "reopen the written file", e, DAMAGED_HINT))?;
@@ -255,8 +259,8 @@ fn write_file(
     path: &Path,
     tree_name: &str,
     schema: &Schema,
-    metadata: &Metadata,
     receivers: Vec<Receiver<ColumnData>>,
+    metadata: Receiver<Metadata>,
     abort: &Arc<AtomicBool>,
 ) -> Result<()> {
     let mut file = RootFile::create(path).map_err(|e| {
@@ -304,6 +308,10 @@ fn write_file(
         // Dropped without finish: the caller removes the file; no need to complete it.
         return Ok(());
     }
+    let Ok(metadata) = metadata.recv() else {
+        // Stopped without finish (the metadata sender is gone): the file is removed.
+        return Ok(());
+    };
     let mut meta = WriterTree::new(METADATA_TREE);
     let keys: Vec<String> = metadata.iter().map(|(k, _)| k.to_owned()).collect();
     let values: Vec<String> = metadata.iter().map(|(_, v)| v.to_owned()).collect();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic::TempFile;
 use crate::error::{Error, Result};
-use crate::metadata::Metadata;
+use crate::metadata::{check_key, Metadata};
 use crate::parquet::ParquetWriter;
 use crate::root::{RootWriter, METADATA_TREE};
 use crate::table::{check_name, Chunk, Schema};
@@ -110,6 +110,7 @@ pub struct Writer {
     rows: u64,
     poisoned: Option<String>,
     path: PathBuf,
+    metadata: Metadata,
 }
 
 impl Writer {
@@ -133,7 +134,9 @@ impl Writer {
     }
 
     /// Opens a writer: checks the arguments and creates the temporary file
-    /// `.FILE_NAME.tmp-PID-N` in `path`'s directory.
+    /// `.FILE_NAME.tmp-PID-N` in `path`'s directory. `metadata` is written by
+    /// [`finish`](Writer::finish), with any changes made meanwhile by
+    /// [`set_metadata`](Writer::set_metadata).
     ///
     /// Errors: `path`'s extension is not `format`'s (`.root` / `.parquet`); `name` is not an
     /// identifier, or is `metadata` for ROOT; a metadata key is empty or reserved; an option is
@@ -198,10 +201,10 @@ impl Writer {
         let backend = match format {
             Format::Root => {
                 drop(file); // oxyroot opens the path itself
-                Backend::Root(RootWriter::start(temp.path(), schema, metadata, name)?)
+                Backend::Root(RootWriter::start(temp.path(), schema, name)?)
             }
             Format::Parquet => {
-                let w = ParquetWriter::start(temp.path(), file, schema, metadata, name, options)?;
+                let w = ParquetWriter::start(temp.path(), file, schema, name, options)?;
                 Backend::Parquet(Box::new(w))
             }
         };
@@ -213,6 +216,7 @@ impl Writer {
             rows: 0,
             poisoned: None,
             path: path.to_path_buf(),
+            metadata: metadata.clone(),
         })
     }
 
@@ -234,6 +238,26 @@ impl Writer {
     /// The rows written so far.
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// The metadata that [`finish`](Writer::finish) will store: the one given to
+    /// [`create`](Writer::create), with the changes made by
+    /// [`set_metadata`](Writer::set_metadata).
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Sets metadata `key` to `value` before [`finish`](Writer::finish), which is when the
+    /// metadata is written: an existing key keeps its place and gets the new value, a new key is
+    /// appended. For what is known only at the end of a run, such as the number of events
+    /// actually read.
+    ///
+    /// Errors: `key` is empty or reserved by a file format (the metadata is then unchanged).
+    pub fn set_metadata(&mut self, key: impl Into<String>, value: impl Into<String>) -> Result<()> {
+        let key = key.into();
+        check_key(&key)?;
+        self.metadata.insert(key, value);
+        Ok(())
     }
 
     /// Appends the chunk's rows.
@@ -293,8 +317,8 @@ impl Writer {
             });
         }
         let r = match self.backend.take() {
-            Some(Backend::Root(w)) => w.finish(self.rows),
-            Some(Backend::Parquet(w)) => w.finish(),
+            Some(Backend::Root(w)) => w.finish(self.rows, &self.metadata),
+            Some(Backend::Parquet(w)) => w.finish(&self.metadata),
             None => Ok(()),
         };
         let temp = self.temp.take();

@@ -160,6 +160,48 @@ fn empty_table_and_empty_metadata() {
 }
 
 #[test]
+fn metadata_set_before_finish_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = common::schema();
+    for format in FORMATS {
+        let path = out(dir.path(), "late_metadata", format);
+        let mut w =
+            Writer::create(&path, format, &schema, &common::metadata(), "particles").unwrap();
+        w.write(&common::chunk(&schema, 0, 1000)).unwrap();
+        // Known only at the end: a new key is appended, an existing one replaced in place.
+        w.set_metadata("n_events_simulated", "437").unwrap();
+        w.set_metadata(ntuple::keys::SEED, "777").unwrap();
+        w.write(&common::chunk(&schema, 1000, 10)).unwrap();
+        // Refused keys leave the metadata as it was, and the writer usable.
+        for bad in ["", "ARROW:schema", "flashc:table"] {
+            let e = w.set_metadata(bad, "x").unwrap_err();
+            assert!(
+                matches!(e, Error::Metadata { ref key, .. } if key == bad),
+                "{format}: {e}"
+            );
+            assert!(e.to_string().contains("hint:"), "{e}");
+        }
+        let mut expected = common::metadata();
+        expected
+            .insert("seed", "777")
+            .insert("n_events_simulated", "437");
+        assert_eq!(w.metadata(), &expected);
+        assert_eq!(w.finish().unwrap(), 1010);
+
+        let got = read_metadata(&path).unwrap();
+        assert_eq!(got, expected, "{format}");
+        let order: Vec<&str> = got.iter().map(|(k, _)| k).collect();
+        let want: Vec<&str> = expected.iter().map(|(k, _)| k).collect();
+        assert_eq!(order, want, "{format}: order");
+        assert_eq!(order.last(), Some(&"n_events_simulated"));
+        let r = Reader::open(&path).unwrap();
+        assert_eq!(r.metadata(), &expected, "{format}");
+        assert_eq!(r.name(), "particles", "{format}");
+        assert_eq!(r.read_all().unwrap().rows(), 1010);
+    }
+}
+
+#[test]
 fn drop_without_finish_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let schema = common::schema();

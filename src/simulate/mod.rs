@@ -60,7 +60,8 @@ pub struct Args {
     /// Oversampling: simulate each event this many times, writing the fold index.
     #[arg(long, default_value_t = 1)]
     pub oversample: u32,
-    /// Output file (default `flashc-PIPELINE.root` or `.parquet`).
+    /// Output file (default `flashc-PIPELINE.root` or `.parquet`, `flashc-PIPELINE.shardI-of-N.EXT`
+    /// with --shard). `{shard}` in it becomes `shardI-of-N`, e.g. `out/run.{shard}.parquet`.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
     /// Output format (default: from the output's extension, else `root`).
@@ -115,40 +116,51 @@ pub struct Summary {
     pub seconds: f64,
 }
 
-/// The run's description, written as metadata into the output.
+/// The run's description, written as metadata into the output (`n_events_simulated` is added
+/// when the run ends). `flashc merge` relies on these keys; docs/production.md lists them.
 pub fn metadata(
     args: &Args,
     pipeline: &dyn Pipeline,
     first: u64,
     n: Option<u64>,
-) -> Vec<(String, String)> {
+) -> Result<Vec<(String, String)>> {
+    use ntuple::keys;
     let mut m = vec![
         (
-            "flashc_version".to_string(),
+            keys::FLASHC_VERSION.to_string(),
             env!("CARGO_PKG_VERSION").to_string(),
         ),
-        ("pipeline".to_string(), pipeline.name().to_string()),
-        ("seed".to_string(), args.seed.to_string()),
-        ("first_event".to_string(), first.to_string()),
+        (keys::PIPELINE.to_string(), pipeline.name().to_string()),
+        (keys::SEED.to_string(), args.seed.to_string()),
+        (keys::FIRST_EVENT.to_string(), first.to_string()),
         (
-            "n_events".to_string(),
+            keys::N_EVENTS.to_string(),
             n.map_or("all".into(), |n| n.to_string()),
         ),
-        ("oversample".to_string(), args.oversample.to_string()),
+        (keys::OVERSAMPLE.to_string(), args.oversample.to_string()),
         (
-            "input".to_string(),
+            keys::INPUT.to_string(),
             match &args.input {
                 Some(p) => p.display().to_string(),
                 None => format!("particle gun ({})", models::gun_name(args.pipeline)),
             },
         ),
-        ("models".to_string(), pipeline.models().join(",")),
+        (keys::MODELS.to_string(), pipeline.models().join(",")),
     ];
-    if let Some((i, n)) = args.shard {
-        m.push(("shard".to_string(), format!("{i}/{n}")));
+    for name in pipeline.models() {
+        let digest = generated::digest(name).with_context(|| {
+            format!("this flashc has no digest of model `{name}`; hint: rebuild it with cargo build --release")
+        })?;
+        m.push((format!("{}{name}", keys::MODEL_PREFIX), digest.to_string()));
     }
-    m
+    if let Some((i, n)) = args.shard {
+        m.push((keys::SHARD.to_string(), format!("{i}/{n}")));
+    }
+    Ok(m)
 }
+
+/// One work chunk's rows and counters, filled in by the worker thread that simulated it.
+type ChunkResult = Mutex<Option<Result<(Table, Counts)>>>;
 
 /// Simulates `source`'s events with `pipeline` on `threads` threads, writing rows into `sink`.
 pub fn run_pipeline(
@@ -171,8 +183,7 @@ pub fn run_pipeline(
             break;
         }
         let chunks: Vec<&[(u64, GenEvent)]> = block.chunks(chunk).collect();
-        let results: Vec<Mutex<Option<Result<(Table, Counts)>>>> =
-            chunks.iter().map(|_| Mutex::new(None)).collect();
+        let results: Vec<ChunkResult> = chunks.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
         let work = || loop {
             let c = next.fetch_add(1, Ordering::Relaxed);
@@ -220,6 +231,25 @@ pub fn run_pipeline(
     })
 }
 
+/// `--output` with `{shard}` replaced by `shardI-of-N` (e.g. `out/run.{shard}.root` →
+/// `out/run.shard3-of-10.root`), so that every job of a batch array can be given the same
+/// `--output`.
+fn with_shard(path: &Path, shard: Option<(u64, u64)>) -> Result<PathBuf> {
+    const TOKEN: &str = "{shard}";
+    let Some(text) = path.to_str().filter(|t| t.contains(TOKEN)) else {
+        return Ok(path.to_path_buf());
+    };
+    match shard {
+        Some((i, n)) => Ok(PathBuf::from(
+            text.replace(TOKEN, &format!("shard{i}-of-{n}")),
+        )),
+        None => bail!(
+            "--output `{text}` contains {TOKEN}, but no --shard I/N was given\n  hint: add \
+             --shard I/N, or write the file name without {TOKEN}"
+        ),
+    }
+}
+
 /// The output path and format of a run.
 fn output_of(args: &Args) -> Result<(PathBuf, OutFormat)> {
     let by_ext = |p: &Path| match p.extension().and_then(|e| e.to_str()) {
@@ -239,7 +269,7 @@ fn output_of(args: &Args) -> Result<(PathBuf, OutFormat)> {
         (None, None) => OutFormat::Root,
     };
     let path = match &args.output {
-        Some(p) => p.clone(),
+        Some(p) => with_shard(p, args.shard)?,
         None => {
             let ext = match format {
                 OutFormat::Root => "root",
@@ -279,7 +309,7 @@ pub fn run(args: &Args) -> Result<()> {
     let pipeline = models.pipeline(args.pipeline, args.seed, args.oversample)?;
     let mut source = Source::open(args, first, n)?;
     let (path, format) = output_of(args)?;
-    let meta = metadata(args, pipeline.as_ref(), first, n);
+    let meta = metadata(args, pipeline.as_ref(), first, n)?;
     let mut writer =
         crate::output::Writer::create(&path, format, pipeline.name(), &pipeline.schema(), &meta)?;
 
@@ -318,6 +348,7 @@ pub fn run(args: &Args) -> Result<()> {
             );
         }
     }
+    writer.set_metadata(ntuple::keys::N_EVENTS_SIMULATED, summary.events.to_string())?;
     let rows = writer.finish()?;
     debug_assert_eq!(rows, summary.rows);
     print_summary(
