@@ -51,7 +51,7 @@ pub fn delta_r(eta1: f64, phi1: f64, eta2: f64, phi2: f64) -> f64 {
 /// closest-to-beam point, log10 p, slopes, η, φ, charge, and the e / μ / hadron one-hot.
 /// `None` unless `pz > 0`.
 pub fn charged_truth(p: &GenParticle) -> Option<[f64; 12]> {
-    if !(p.pz > 0.0) {
+    if p.pz.is_nan() || p.pz <= 0.0 {
         return None;
     }
     let (tx, ty) = (p.px / p.pz, p.py / p.pz);
@@ -78,7 +78,7 @@ pub fn charged_truth(p: &GenParticle) -> Option<[f64; 12]> {
 /// The 5 features of a photon at the calorimeter face (`PHOTON` of `docs/pipelines.md`):
 /// x and y at z = [`ECAL_FACE_Z`], log10 E, slopes. `None` unless `pz > 0`.
 pub fn photon_features(p: &GenParticle) -> Option<[f64; 5]> {
-    if !(p.pz > 0.0) {
+    if p.pz.is_nan() || p.pz <= 0.0 {
         return None;
     }
     let (tx, ty) = (p.px / p.pz, p.py / p.pz);

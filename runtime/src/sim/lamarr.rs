@@ -156,7 +156,9 @@ impl<'a> Lamarr<'a> {
         let t18 = cat::<18>(&[&TRUTH, &TYPE, &RESOLUTION[6..9]]);
         let pid_mu = cat::<14>(&[&PID, &RICH, &MUON]);
         let pid_nomu = cat::<12>(&[&PID, &RICH]);
-        let checks: [(&str, &dyn Model, &[&str], &[&str], bool); 11] = [
+        // (stage, model, input columns, output columns, draws noise)
+        type Check<'m> = (&'static str, &'m dyn Model, &'m [&'static str], &'m [&'static str], bool);
+        let checks: [Check; 11] = [
             ("acceptance", m.acceptance, &TRUTH, &["p_accept"], false),
             (
                 "efficiency",
@@ -318,6 +320,7 @@ impl Rows {
 
 /// Cholesky factor outputs → the 15 upper-triangle entries of `C = L·Lᵀ`, in [`COV_COLUMNS`]
 /// order, computed in `f64`.
+#[allow(clippy::needless_range_loop)] // index notation mirrors the matrix formulas
 pub fn covariance_from_cholesky(o: &[f32]) -> [f64; 15] {
     let mut l = [[0f64; 5]; 5];
     for i in 0..5 {

@@ -1,5 +1,6 @@
 //! Pipeline logic with small hand-written models: column contracts, decisions, covariance,
 //! oversampling, and independence of the batching.
+#![allow(clippy::needless_range_loop)] // index notation mirrors the matrix formulas
 use super::flashsim::{self, FlashSim, FlashSimConfig, FlashSimModels, ObjectModels};
 use super::lamarr::{self, Lamarr, LamarrConfig, LamarrModels};
 use super::{Counts, Pipeline, Table, Values};
@@ -352,7 +353,7 @@ fn cholesky_ok(mut a: [[f64; 5]; 5]) -> bool {
                 a[i][j] -= a[i][k] * a[j][k];
             }
         }
-        if !(a[j][j] > 0.0) {
+        if a[j][j].is_nan() || a[j][j] <= 0.0 {
             return false;
         }
         let d = a[j][j].sqrt();
