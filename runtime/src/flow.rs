@@ -89,7 +89,11 @@ impl Value<'_> {
 
     /// Units of degree exactly `k`: `start..end`.
     fn group(&self, k: usize) -> (usize, usize) {
-        let start = if k == 0 { 0 } else { self.bounds[k - 1] as usize };
+        let start = if k == 0 {
+            0
+        } else {
+            self.bounds[k - 1] as usize
+        };
         (start, self.bounds[k] as usize)
     }
 }
@@ -210,7 +214,11 @@ impl Elementwise {
 impl Made<'_> {
     /// Scratch floats per row (see [`scratch_len`]).
     pub fn per_row(&self) -> usize {
-        2 * self.features + self.context + self.values.iter().map(Value::width).sum::<usize>() + self.output.params + 1
+        2 * self.features
+            + self.context
+            + self.values.iter().map(Value::width).sum::<usize>()
+            + self.output.params
+            + 1
     }
 }
 
@@ -230,33 +238,68 @@ fn src_bound(made: &Made, src: Src, k: usize) -> usize {
 fn check(made: &Made, t: &Elementwise) {
     let d = made.features;
     assert!(d >= 1, "flow: a MADE needs at least one feature");
-    assert!(made.values.len() <= MAX_VALUES, "flow: at most {MAX_VALUES} hidden values");
+    assert!(
+        made.values.len() <= MAX_VALUES,
+        "flow: at most {MAX_VALUES} hidden values"
+    );
     assert!(made.ops.len() <= MAX_OPS, "flow: at most {MAX_OPS} ops");
     if let Some(o) = made.order {
         assert_eq!(o.len(), d, "flow: order must have one entry per feature");
         let mut seen = vec![false; d];
         for &c in o {
-            assert!((c as usize) < d && !seen[c as usize], "flow: order must be a permutation");
+            assert!(
+                (c as usize) < d && !seen[c as usize],
+                "flow: order must be a permutation"
+            );
             seen[c as usize] = true;
         }
     }
     for v in made.values {
-        assert_eq!(v.bounds.len(), d, "flow: a value's bounds have one entry per degree 0..features");
-        assert!(v.bounds.windows(2).all(|w| w[0] <= w[1]), "flow: bounds must be non-decreasing");
+        assert_eq!(
+            v.bounds.len(),
+            d,
+            "flow: a value's bounds have one entry per degree 0..features"
+        );
+        assert!(
+            v.bounds.windows(2).all(|w| w[0] <= w[1]),
+            "flow: bounds must be non-decreasing"
+        );
     }
     let width = |i: usize| made.values[i].width();
     let same = |a: usize, b: usize| made.values[a].bounds == made.values[b].bounds;
     for c in made.context_layers {
-        assert!(c.dst < made.values.len(), "flow: context layer writes an unknown value");
-        assert_eq!(c.weight.len(), made.context * padded(width(c.dst)) + SLACK, "flow: context weight length");
-        assert!(c.bias.len() >= width(c.dst) + SLACK, "flow: context bias length");
+        assert!(
+            c.dst < made.values.len(),
+            "flow: context layer writes an unknown value"
+        );
+        assert_eq!(
+            c.weight.len(),
+            made.context * padded(width(c.dst)) + SLACK,
+            "flow: context weight length"
+        );
+        assert!(
+            c.bias.len() >= width(c.dst) + SLACK,
+            "flow: context bias length"
+        );
     }
     for op in made.ops {
         match *op {
-            MadeOp::Masked { src, dst, weight, bias, add } => {
-                assert!(dst < made.values.len(), "flow: masked op writes an unknown value");
+            MadeOp::Masked {
+                src,
+                dst,
+                weight,
+                bias,
+                add,
+            } => {
+                assert!(
+                    dst < made.values.len(),
+                    "flow: masked op writes an unknown value"
+                );
                 if let Src::Value(s) = src {
-                    assert!(s < made.values.len(), "flow: masked op reads an unknown value");
+                    assert!(
+                        s < made.values.len(),
+                        "flow: masked op reads an unknown value"
+                    );
                 }
                 let want: usize = (0..d)
                     .map(|k| {
@@ -267,27 +310,53 @@ fn check(made: &Made, t: &Elementwise) {
                 assert_eq!(weight.len(), want + SLACK, "flow: masked weight length");
                 assert!(bias.len() >= width(dst) + SLACK, "flow: masked bias length");
                 if let Some(a) = add {
-                    assert!(a < made.values.len() && same(a, dst), "flow: an added value must have the destination's degrees");
+                    assert!(
+                        a < made.values.len() && same(a, dst),
+                        "flow: an added value must have the destination's degrees"
+                    );
                 }
             }
-            MadeOp::Map { src, dst, affine, .. } => {
-                assert!(src < made.values.len() && dst < made.values.len(), "flow: map op on an unknown value");
+            MadeOp::Map {
+                src, dst, affine, ..
+            } => {
+                assert!(
+                    src < made.values.len() && dst < made.values.len(),
+                    "flow: map op on an unknown value"
+                );
                 assert!(same(src, dst), "flow: a map op keeps the degrees");
                 if let Some((m, a)) = affine {
-                    assert!(m.len() >= width(dst) + SLACK && a.len() >= width(dst) + SLACK, "flow: map affine length");
+                    assert!(
+                        m.len() >= width(dst) + SLACK && a.len() >= width(dst) + SLACK,
+                        "flow: map affine length"
+                    );
                 }
             }
         }
     }
     let o = &made.output;
-    assert!(o.src < made.values.len(), "flow: output reads an unknown value");
-    assert_eq!(o.params, t.params(), "flow: the output layer must give the transform's parameters");
-    let want: usize = (0..d).map(|k| made.values[o.src].bounds[k] as usize * padded(o.params)).sum();
+    assert!(
+        o.src < made.values.len(),
+        "flow: output reads an unknown value"
+    );
+    assert_eq!(
+        o.params,
+        t.params(),
+        "flow: the output layer must give the transform's parameters"
+    );
+    let want: usize = (0..d)
+        .map(|k| made.values[o.src].bounds[k] as usize * padded(o.params))
+        .sum();
     assert_eq!(o.weight.len(), want + SLACK, "flow: output weight length");
-    assert!(o.bias.len() >= d * o.params + SLACK, "flow: output bias length");
+    assert!(
+        o.bias.len() >= d * o.params + SLACK,
+        "flow: output bias length"
+    );
     match t {
         Elementwise::Affine(a) => {
-            assert!(a.scale_param < 2 && a.shift_param < 2 && a.scale_param != a.shift_param, "flow: affine parameter indices")
+            assert!(
+                a.scale_param < 2 && a.shift_param < 2 && a.scale_param != a.shift_param,
+                "flow: affine parameter indices"
+            )
         }
     }
 }
@@ -332,7 +401,22 @@ pub fn maf(
     logdet: Option<(&mut [f32], usize)>,
     scratch: &mut [f32],
 ) {
-    run(tier, made, t, inverse, false, rows, input, input_stride, ctx, ctx_stride, output, output_stride, logdet, scratch)
+    run(
+        tier,
+        made,
+        t,
+        inverse,
+        false,
+        rows,
+        input,
+        input_stride,
+        ctx,
+        ctx_stride,
+        output,
+        output_stride,
+        logdet,
+        scratch,
+    )
 }
 
 /// [`maf`] with nflows' algorithm for the inverse: `D` full passes of the masked network over
@@ -351,7 +435,22 @@ pub fn maf_naive(
     output_stride: usize,
     scratch: &mut [f32],
 ) {
-    run(tier, made, t, true, true, rows, input, input_stride, ctx, ctx_stride, output, output_stride, None, scratch)
+    run(
+        tier,
+        made,
+        t,
+        true,
+        true,
+        rows,
+        input,
+        input_stride,
+        ctx,
+        ctx_stride,
+        output,
+        output_stride,
+        None,
+        scratch,
+    )
 }
 
 fn run(
@@ -376,49 +475,114 @@ fn run(
     }
     let d = made.features;
     let c = made.context;
-    assert!(is >= d || rows <= 1, "flow: input stride {is} < features {d}");
-    assert!(os >= d || rows <= 1, "flow: output stride {os} < features {d}");
-    assert!(input.len() >= (rows - 1) * is + d, "flow: input too short for {rows} rows");
-    assert!(output.len() >= (rows - 1) * os + d, "flow: output too short for {rows} rows");
+    assert!(
+        is >= d || rows <= 1,
+        "flow: input stride {is} < features {d}"
+    );
+    assert!(
+        os >= d || rows <= 1,
+        "flow: output stride {os} < features {d}"
+    );
+    assert!(
+        input.len() >= (rows - 1) * is + d,
+        "flow: input too short for {rows} rows"
+    );
+    assert!(
+        output.len() >= (rows - 1) * os + d,
+        "flow: output too short for {rows} rows"
+    );
     if c > 0 {
-        assert!(cs >= c || rows <= 1, "flow: context stride {cs} < context {c}");
-        assert!(ctx.len() >= (rows - 1) * cs + c, "flow: context too short for {rows} rows");
+        assert!(
+            cs >= c || rows <= 1,
+            "flow: context stride {cs} < context {c}"
+        );
+        assert!(
+            ctx.len() >= (rows - 1) * cs + c,
+            "flow: context too short for {rows} rows"
+        );
     }
     let (lp, ls) = match logdet {
         Some((l, s)) => {
             assert!(s >= 1 || rows <= 1, "flow: logdet stride");
-            assert!(l.len() > (rows - 1) * s, "flow: logdet too short for {rows} rows");
+            assert!(
+                l.len() > (rows - 1) * s,
+                "flow: logdet too short for {rows} rows"
+            );
             (l.as_mut_ptr(), s)
         }
         None => (core::ptr::null_mut(), 0),
     };
     let rt = if naive {
-        assert!(scratch.len() >= scratch_len(made, ROW_BLOCK), "flow: the naive inverse needs a 16-row scratch");
+        assert!(
+            scratch.len() >= scratch_len(made, ROW_BLOCK),
+            "flow: the naive inverse needs a 16-row scratch"
+        );
         ROW_BLOCK
     } else if scratch.len() >= scratch_len(made, MAX_SUBTILE) && rows > ROW_BLOCK {
         MAX_SUBTILE
     } else if scratch.len() >= scratch_len(made, ROW_BLOCK) {
         ROW_BLOCK
     } else {
-        assert!(scratch.len() >= scratch_len(made, 1), "flow: scratch too short ({} < {})", scratch.len(), scratch_len(made, 1));
+        assert!(
+            scratch.len() >= scratch_len(made, 1),
+            "flow: scratch too short ({} < {})",
+            scratch.len(),
+            scratch_len(made, 1)
+        );
         1
     };
-    let io = Io { input: input.as_ptr(), is, ctx: ctx.as_ptr(), cs, out: output.as_mut_ptr(), os, logdet: lp, ls };
+    let io = Io {
+        input: input.as_ptr(),
+        is,
+        ctx: ctx.as_ptr(),
+        cs,
+        out: output.as_mut_ptr(),
+        os,
+        logdet: lp,
+        ls,
+    };
     let s = scratch.as_mut_ptr();
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn avx512(m: &Made, t: &Elementwise, inv: bool, naive: bool, rows: usize, rt: usize, io: Io, s: *mut f32) {
+    unsafe fn avx512(
+        m: &Made,
+        t: &Elementwise,
+        inv: bool,
+        naive: bool,
+        rows: usize,
+        rt: usize,
+        io: Io,
+        s: *mut f32,
+    ) {
         unsafe { drive::<crate::simd::Avx512, 1, 8>(m, t, inv, naive, rows, rt, io, s) }
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(m: &Made, t: &Elementwise, inv: bool, naive: bool, rows: usize, rt: usize, io: Io, s: *mut f32) {
+    unsafe fn avx2(
+        m: &Made,
+        t: &Elementwise,
+        inv: bool,
+        naive: bool,
+        rows: usize,
+        rt: usize,
+        io: Io,
+        s: *mut f32,
+    ) {
         unsafe { drive::<crate::simd::Avx2, 2, 4>(m, t, inv, naive, rows, rt, io, s) }
     }
     #[cfg(target_arch = "aarch64")]
     #[target_feature(enable = "neon")]
-    unsafe fn neon(m: &Made, t: &Elementwise, inv: bool, naive: bool, rows: usize, rt: usize, io: Io, s: *mut f32) {
+    unsafe fn neon(
+        m: &Made,
+        t: &Elementwise,
+        inv: bool,
+        naive: bool,
+        rows: usize,
+        rt: usize,
+        io: Io,
+        s: *mut f32,
+    ) {
         unsafe { drive::<crate::simd::Neon, 4, 4>(m, t, inv, naive, rows, rt, io, s) }
     }
     // SAFETY: the program and every buffer were checked above; `checked` returns only tiers this
@@ -430,7 +594,9 @@ fn run(
         Tier::Avx2Fma => unsafe { avx2(made, t, inverse, naive, rows, rt, io, s) },
         #[cfg(target_arch = "aarch64")]
         Tier::Neon => unsafe { neon(made, t, inverse, naive, rows, rt, io, s) },
-        _ => unsafe { drive::<crate::simd::Portable, 1, 4>(made, t, inverse, naive, rows, rt, io, s) },
+        _ => unsafe {
+            drive::<crate::simd::Portable, 1, 4>(made, t, inverse, naive, rows, rt, io, s)
+        },
     }
 }
 
@@ -460,7 +626,15 @@ unsafe fn layout(made: &Made, rt: usize, s: *mut f32) -> Layout {
     }
     let params = p;
     let logdet = params.add(made.output.params * rt);
-    Layout { rt, a, b, ctx, params, logdet, values }
+    Layout {
+        rt,
+        a,
+        b,
+        ctx,
+        params,
+        logdet,
+        values,
+    }
 }
 
 #[inline(always)]
@@ -510,13 +684,21 @@ unsafe fn tile<S: Simd, const RV: usize, const UB: usize>(
     for k in 0..d {
         let col = made.order.map_or(k, |o| o[k] as usize);
         for i in 0..rt {
-            *l.a.add(k * rt + i) = if i < nt { *io.input.add((r0 + i) * io.is + col) } else { 0.0 };
+            *l.a.add(k * rt + i) = if i < nt {
+                *io.input.add((r0 + i) * io.is + col)
+            } else {
+                0.0
+            };
             *l.b.add(k * rt + i) = 0.0;
         }
     }
     for c in 0..made.context {
         for i in 0..rt {
-            *l.ctx.add(c * rt + i) = if i < nt { *io.ctx.add((r0 + i) * io.cs + c) } else { 0.0 };
+            *l.ctx.add(c * rt + i) = if i < nt {
+                *io.ctx.add((r0 + i) * io.cs + c)
+            } else {
+                0.0
+            };
         }
     }
     for i in 0..rt {
@@ -526,7 +708,18 @@ unsafe fn tile<S: Simd, const RV: usize, const UB: usize>(
         let v = made.values[cl.dst];
         let w = v.width();
         let dst = l.values[cl.dst];
-        masked::<S, RV, UB>(cl.weight.as_ptr(), padded(w), made.context, 0, l.ctx, rt, cl.bias.as_ptr(), core::ptr::null(), dst, w);
+        masked::<S, RV, UB>(
+            cl.weight.as_ptr(),
+            padded(w),
+            made.context,
+            0,
+            l.ctx,
+            rt,
+            cl.bias.as_ptr(),
+            core::ptr::null(),
+            dst,
+            w,
+        );
         map::<S>(dst, dst, None, cl.act, rt, w);
     }
     let mut woff = [0usize; MAX_OPS];
@@ -578,7 +771,13 @@ unsafe fn tile<S: Simd, const RV: usize, const UB: usize>(
 
 /// Every op's group `k`, in op order. `x`: the input features' buffer.
 #[inline(always)]
-unsafe fn groups<S: Simd, const RV: usize, const UB: usize>(made: &Made, k: usize, x: *mut f32, l: &Layout, woff: &mut [usize; MAX_OPS]) {
+unsafe fn groups<S: Simd, const RV: usize, const UB: usize>(
+    made: &Made,
+    k: usize,
+    x: *mut f32,
+    l: &Layout,
+    woff: &mut [usize; MAX_OPS],
+) {
     for oi in 0..made.ops.len() {
         op_group::<S, RV, UB>(made, oi, k, x, l, woff, false);
     }
@@ -598,7 +797,13 @@ unsafe fn op_group<S: Simd, const RV: usize, const UB: usize>(
 ) {
     let rt = l.rt;
     match made.ops[oi] {
-        MadeOp::Masked { src, dst, weight, bias, add } => {
+        MadeOp::Masked {
+            src,
+            dst,
+            weight,
+            bias,
+            add,
+        } => {
             let (g0, g1) = made.values[dst].group(k);
             let gs = g1 - g0;
             if gs == 0 {
@@ -616,15 +821,38 @@ unsafe fn op_group<S: Simd, const RV: usize, const UB: usize>(
                 Some(a) => l.values[a].add(g0 * rt) as *const f32,
                 None => core::ptr::null(),
             };
-            masked::<S, RV, UB>(w, padded(gs), p, zeros, sp, rt, bias.as_ptr().add(g0), addp, l.values[dst].add(g0 * rt), gs);
+            masked::<S, RV, UB>(
+                w,
+                padded(gs),
+                p,
+                zeros,
+                sp,
+                rt,
+                bias.as_ptr().add(g0),
+                addp,
+                l.values[dst].add(g0 * rt),
+                gs,
+            );
         }
-        MadeOp::Map { src, dst, affine, act } => {
+        MadeOp::Map {
+            src,
+            dst,
+            affine,
+            act,
+        } => {
             let (g0, g1) = made.values[dst].group(k);
             if g1 == g0 {
                 return;
             }
             let aff = affine.map(|(m, a)| (m.as_ptr().add(g0), a.as_ptr().add(g0)));
-            map::<S>(l.values[src].add(g0 * rt), l.values[dst].add(g0 * rt), aff, act, rt, g1 - g0);
+            map::<S>(
+                l.values[src].add(g0 * rt),
+                l.values[dst].add(g0 * rt),
+                aff,
+                act,
+                rt,
+                g1 - g0,
+            );
         }
     }
 }
@@ -651,7 +879,18 @@ unsafe fn feature<S: Simd, const RV: usize, const UB: usize>(
     let zeros = if full { src.width() - p } else { 0 };
     let w = o.weight.as_ptr().add(*ooff);
     *ooff += p * padded(m);
-    masked::<S, RV, UB>(w, padded(m), p, zeros, l.values[o.src], rt, o.bias.as_ptr().add(k * m), core::ptr::null(), l.params, m);
+    masked::<S, RV, UB>(
+        w,
+        padded(m),
+        p,
+        zeros,
+        l.values[o.src],
+        rt,
+        o.bias.as_ptr().add(k * m),
+        core::ptr::null(),
+        l.params,
+        m,
+    );
     let a = l.a.add(k * rt);
     let b = l.b.add(k * rt);
     match t {
@@ -660,7 +899,13 @@ unsafe fn feature<S: Simd, const RV: usize, const UB: usize>(
             let sh = l.params.add(af.shift_param * rt);
             let mut i = 0;
             while i < rt {
-                let (y, lds) = affine_v::<S>(af, inverse, S::load(a.add(i)), load_n::<S>(u.add(i), rt - i), load_n::<S>(sh.add(i), rt - i));
+                let (y, lds) = affine_v::<S>(
+                    af,
+                    inverse,
+                    S::load(a.add(i)),
+                    load_n::<S>(u.add(i), rt - i),
+                    load_n::<S>(sh.add(i), rt - i),
+                );
                 store_n::<S>(b.add(i), y, rt - i);
                 if ld {
                     let acc = load_n::<S>(l.logdet.add(i), rt - i);
@@ -675,18 +920,34 @@ unsafe fn feature<S: Simd, const RV: usize, const UB: usize>(
 /// The affine transform of one vector: forward `(s·x + shift, log s)`, inverse
 /// `((x − shift)/s, −log s)`.
 #[inline(always)]
-unsafe fn affine_v<S: Simd>(af: &Affine, inverse: bool, x: S::V, u: S::V, shift: S::V) -> (S::V, S::V) {
+unsafe fn affine_v<S: Simd>(
+    af: &Affine,
+    inverse: bool,
+    x: S::V,
+    u: S::V,
+    shift: S::V,
+) -> (S::V, S::V) {
     let s = match af.scale {
-        Scale::Softplus { threshold, eps } => {
-            S::add(act_v::<S>(&Activation::Softplus { beta: 1.0, threshold }, u), S::splat(eps))
-        }
+        Scale::Softplus { threshold, eps } => S::add(
+            act_v::<S>(
+                &Activation::Softplus {
+                    beta: 1.0,
+                    threshold,
+                },
+                u,
+            ),
+            S::splat(eps),
+        ),
         Scale::SoftClipExp { bound } => {
             let log_s = S::div(u, S::add(S::splat(1.0), S::div(S::abs(u), S::splat(bound))));
             crate::math::exp_v::<S>(log_s)
         }
     };
     if inverse {
-        (S::div(S::sub(x, shift), s), S::sub(S::splat(0.0), log_v::<S>(s)))
+        (
+            S::div(S::sub(x, shift), s),
+            S::sub(S::splat(0.0), log_v::<S>(s)),
+        )
     } else {
         (S::add(S::mul(s, x), shift), log_v::<S>(s))
     }
@@ -763,7 +1024,11 @@ unsafe fn masked<S: Simd, const RV: usize, const UB: usize>(
         while j < gs {
             let n = (gs - j).min(UB);
             let (wj, bj) = (w.add(j), bias.add(j));
-            let aj = if add.is_null() { add } else { add.add(j * rt + r) };
+            let aj = if add.is_null() {
+                add
+            } else {
+                add.add(j * rt + r)
+            };
             let (sr, dj) = (src.add(r), dst.add(j * rt + r));
             match n {
                 8 => block::<S, RV, 8>(wj, gp, p, zeros, sr, rt, bj, aj, dj),
@@ -829,7 +1094,14 @@ unsafe fn block<S: Simd, const RV: usize, const U: usize>(
 
 /// `dst[u] = act(src[u]·mul[u] + add[u])` for `gs` units of `rt` rows.
 #[inline(always)]
-unsafe fn map<S: Simd>(src: *const f32, dst: *mut f32, affine: Option<(*const f32, *const f32)>, act: Activation, rt: usize, gs: usize) {
+unsafe fn map<S: Simd>(
+    src: *const f32,
+    dst: *mut f32,
+    affine: Option<(*const f32, *const f32)>,
+    act: Activation,
+    rt: usize,
+    gs: usize,
+) {
     if affine.is_none() && act == Activation::Linear {
         if src != dst as *const f32 {
             core::ptr::copy_nonoverlapping(src, dst, gs * rt);
@@ -867,19 +1139,53 @@ unsafe fn map<S: Simd>(src: *const f32, dst: *mut f32, affine: Option<(*const f3
 }
 
 /// `dst[r][j] = src[r][idx[j]]` for `rows` rows (a column permutation; `src` and `dst` distinct).
-pub fn gather_columns(rows: usize, src: &[f32], src_stride: usize, idx: &[u32], dst: &mut [f32], dst_stride: usize) {
+pub fn gather_columns(
+    rows: usize,
+    src: &[f32],
+    src_stride: usize,
+    idx: &[u32],
+    dst: &mut [f32],
+    dst_stride: usize,
+) {
     for r in 0..rows {
-        let (s, d) = (&src[r * src_stride..], &mut dst[r * dst_stride..r * dst_stride + idx.len()]);
+        let (s, d) = (
+            &src[r * src_stride..],
+            &mut dst[r * dst_stride..r * dst_stride + idx.len()],
+        );
         for (o, &i) in d.iter_mut().zip(idx) {
             *o = s[i as usize];
         }
     }
 }
 
+/// Column 0 of each of `rows` rows = `value`.
+pub fn fill_column(rows: usize, data: &mut [f32], stride: usize, value: f32) {
+    for r in 0..rows {
+        data[r * stride] = value;
+    }
+}
+
+/// Column 0 of each of `rows` rows += `value`.
+pub fn add_to_column(rows: usize, data: &mut [f32], stride: usize, value: f32) {
+    for r in 0..rows {
+        data[r * stride] += value;
+    }
+}
+
 /// `out[r][0] = −½·Σ_j z[r][j]² − log_z + logdet[r][0]` (the standard normal log density of `z`
 /// plus an accumulated log-determinant), with `log_z = width/2 · ln 2π` rounded to f32 as given.
 /// The sum runs over `j` in order, in f32.
-pub fn normal_log_prob(rows: usize, width: usize, z: &[f32], z_stride: usize, log_z: f32, logdet: &[f32], logdet_stride: usize, out: &mut [f32], out_stride: usize) {
+pub fn normal_log_prob(
+    rows: usize,
+    width: usize,
+    z: &[f32],
+    z_stride: usize,
+    log_z: f32,
+    logdet: &[f32],
+    logdet_stride: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
     for r in 0..rows {
         let zr = &z[r * z_stride..r * z_stride + width];
         let mut sq = 0.0f32;
@@ -900,7 +1206,11 @@ pub fn pack_masked(w: &[f32], n_src: usize, dst: &Value, src_bounds: &[u32]) -> 
         let gp = padded(g1 - g0);
         for v in 0..src_bounds[k] as usize {
             for j in 0..gp {
-                out.push(if g0 + j < g1 { w[(g0 + j) * n_src + v] } else { 0.0 });
+                out.push(if g0 + j < g1 {
+                    w[(g0 + j) * n_src + v]
+                } else {
+                    0.0
+                });
             }
         }
     }
@@ -929,7 +1239,11 @@ pub fn pack_output(w: &[f32], params: usize, src: &Value) -> Vec<f32> {
     for k in 0..src.bounds.len() {
         for v in 0..src.bounds[k] as usize {
             for j in 0..gp {
-                out.push(if j < params { w[(k * params + j) * n_src + v] } else { 0.0 });
+                out.push(if j < params {
+                    w[(k * params + j) * n_src + v]
+                } else {
+                    0.0
+                });
             }
         }
     }
