@@ -25,7 +25,7 @@ ACTIVATIONS = {
 }
 
 PREPROC_OPS = ("standard_scaler", "min_max", "quantile", "logit", "decorrelate")
-OPS = ("dense", "activation", "add", "concat", "batchnorm", "layernorm") + PREPROC_OPS + ("flow",)
+OPS = ("dense", "activation", "add", "concat", "batchnorm", "layernorm") + PREPROC_OPS
 
 
 def _is_num(v) -> bool:
@@ -142,12 +142,7 @@ def validate_spec(spec: dict, shapes: Optional[Dict[str, List[int]]] = None, whe
             continue
         n = widths[ins[0]] if ins else 0
         out = n
-        if op == "flow":
-            from .flow import validate_flow  # local import: flow imports reference, which imports this
-
-            fp, out = validate_flow(node, widths, shapes, w)
-            P += fp
-        elif op == "dense":
+        if op == "dense":
             kshape = shapes.get(node.get("kernel")) if shapes and isinstance(node.get("kernel"), str) else None
             n_out = kshape[1] if kshape and len(kshape) == 2 else None
             if n_out is None and shapes and isinstance(node.get("bias"), str) and node["bias"] in shapes:

@@ -42,14 +42,7 @@ EXPECTED = {
     "flashsim_electron_flow": (11, 0, 4),
     "flashsim_muon_targets": (4, 0, 4),
     "flashsim_electron_targets": (4, 0, 4),
-    # normalizing flows (models/train_flow_models.py)
-    "nflows_maf": (12, 16, 16),
-    "nflows_maf_log_prob": (28, 0, 1),
-    "nflows_maf20": (12, 16, 16),
-    "nflows_maf20_log_prob": (28, 0, 1),
 }
-# Models reading another model's weights file (a flow's sampling and log-density models share one).
-WEIGHTS = {"nflows_maf_log_prob": "nflows_maf", "nflows_maf20_log_prob": "nflows_maf20"}
 
 
 def test_model_list():
@@ -64,7 +57,7 @@ def test_spec_valid(name):
     assert validate_files(path) == []
     spec = load_spec(path)
     assert spec["name"] == name
-    assert spec["weights"] == WEIGHTS.get(name, name) + ".safetensors"
+    assert spec["weights"] == name + ".safetensors"
     n_in, n_noise, n_out = EXPECTED[name]
     assert sum(len(i["columns"]) for i in spec["inputs"]) == n_in
     assert (spec["noise"]["dim"] if "noise" in spec else 0) == n_noise

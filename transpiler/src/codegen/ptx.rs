@@ -105,15 +105,6 @@ pub fn ptx_file_name(name: &str) -> String {
     format!("{name}.ptx")
 }
 
-/// Ops this backend does not support yet: a model using one has no PTX ([`generate`] fails,
-/// naming the node; `Config::ptx` then compiles the model for the CPU only).
-pub const UNSUPPORTED_OPS: &[&str] = &["flow"];
-
-/// The nodes of `model` whose op this backend does not support (see [`UNSUPPORTED_OPS`]).
-pub fn unsupported_nodes(model: &ValidModel) -> Vec<(&str, &'static str)> {
-    model.model().nodes.iter().filter(|n| UNSUPPORTED_OPS.contains(&n.op.name())).map(|n| (n.name.as_str(), n.op.name())).collect()
-}
-
 /// The PTX of a validated (unoptimised) model: optimises and plans it like the Rust backend.
 pub fn generate(model: &ValidModel) -> Result<String, Error> {
     let program = crate::passes::plan(&crate::passes::optimise(model));
@@ -142,7 +133,6 @@ fn step_node(s: &Step) -> Option<(&str, &'static str)> {
         Step::MatMul { node, .. } => (node, "decorrelate"),
         Step::LayerNorm { node, .. } => (node, "layernorm"),
         Step::Add { node, .. } => (node, "add"),
-        Step::Flow { node, .. } => (node, "flow"),
         _ => return None,
     })
 }
@@ -162,7 +152,6 @@ fn step_width(s: &Step) -> usize {
         | Step::LoadNoise { width, .. }
         | Step::Copy { width, .. } => *width,
         Step::Store { width, .. } => *width,
-        Step::Flow { .. } => 0,
     }
 }
 
@@ -170,20 +159,7 @@ fn step_width(s: &Step) -> usize {
 fn check(p: &Program, ops: &BTreeMap<String, String>) -> Result<(), Error> {
     let mut problems = Vec::new();
     let op_of = |node: &str, kind: &str| ops.get(node).cloned().unwrap_or_else(|| kind.to_owned());
-    let mut unsupported = std::collections::BTreeSet::new();
     for s in &p.steps {
-        if let Step::Flow { node, .. } = s {
-            if unsupported.insert(node.as_str()) {
-                problems.push(Problem::node(
-                    &p.source,
-                    node,
-                    &op_of(node, "flow"),
-                    "the PTX backend does not support op flow (normalizing flows) yet",
-                    "run this model on the CPU (`--device cpu`); a build that compiles PTX skips it (see docs/cuda.md)",
-                ));
-            }
-            continue;
-        }
         if let Some((node, kind)) = step_node(s) {
             let w = step_width(s);
             if w > MAX_WIDTH {
@@ -1811,8 +1787,6 @@ impl Kernel<'_> {
                     k.st(y, j, &s);
                 });
             }
-            // Rejected by `check` before any text is written.
-            Step::Flow { .. } => {}
             Step::Store { src, width, col0 } => {
                 self.f
                     .comment(format!("store output columns {col0}..{}", col0 + width));

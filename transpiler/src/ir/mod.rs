@@ -18,7 +18,6 @@
 //!   baselines (e.g. a naive interpreter) can be built from it;
 //! * [`crate::passes`] rewrites it (folding, fusion) and plans buffers for codegen.
 
-pub mod flow;
 pub mod lower;
 pub mod validate;
 
@@ -270,8 +269,6 @@ pub enum Op {
         matrix: Tensor,
         mean: Option<Tensor>,
     },
-    /// A normalizing flow: sampling or log density ([`flow`]).
-    Flow(Box<flow::Flow>),
 }
 
 impl Op {
@@ -288,7 +285,6 @@ impl Op {
         "quantile",
         "logit",
         "decorrelate",
-        "flow",
     ];
 
     /// The spec's op name.
@@ -305,7 +301,6 @@ impl Op {
             Op::Quantile { .. } => "quantile",
             Op::Logit { .. } => "logit",
             Op::Decorrelate { .. } => "decorrelate",
-            Op::Flow(_) => "flow",
         }
     }
 
@@ -323,7 +318,6 @@ impl Op {
             }
             Op::Add { a, b } => vec![a.as_str(), b.as_str()],
             Op::Concat { inputs } => inputs.iter().map(String::as_str).collect(),
-            Op::Flow(f) => std::iter::once(f.input.as_str()).chain(f.context.as_deref()).collect(),
             Op::Activation { input, .. }
             | Op::BatchNorm { input, .. }
             | Op::LayerNorm { input, .. }
@@ -360,7 +354,6 @@ impl Op {
             Op::Decorrelate { matrix, mean, .. } => {
                 std::iter::once(matrix).chain(mean.as_ref()).collect()
             }
-            Op::Flow(f) => f.tensors(),
         }
     }
 
@@ -376,7 +369,7 @@ impl Op {
             | Op::Quantile { input, .. }
             | Op::Logit { input, .. }
             | Op::Decorrelate { input, .. } => Some(input),
-            Op::Add { .. } | Op::Concat { .. } | Op::Flow(_) => None,
+            Op::Add { .. } | Op::Concat { .. } => None,
         }
     }
 }

@@ -12,8 +12,6 @@ use super::*;
 use crate::error::Problem;
 use crate::Error;
 
-mod flow;
-
 /// A model that passed validation, with the width of every value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidModel {
@@ -82,14 +80,6 @@ impl ValidModel {
                 Op::Dense { kernel, .. } | Op::Decorrelate { matrix: kernel, .. } => {
                     kernel.data.len()
                 }
-                Op::Flow(f) => f
-                    .transforms
-                    .iter()
-                    .map(|t| match t {
-                        super::flow::FlowTransform::AffineAutoregressive { made, .. } => made.macs(),
-                        _ => 0,
-                    })
-                    .sum(),
                 _ => 0,
             })
             .sum()
@@ -753,7 +743,6 @@ impl NodeCheck<'_> {
                 }
                 ok.then_some(w)
             }
-            Op::Flow(f) => self.flow(f),
         }
     }
 }
