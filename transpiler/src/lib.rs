@@ -237,6 +237,7 @@ impl Config {
                 name: name.clone(),
                 out_dir_file: from_env.then(|| format!("{name}.rs")),
                 path: abs_out.join(format!("{name}.rs")).display().to_string(),
+                ode: model.model().ode.is_some(),
             });
             done.push(Compiled {
                 name,
