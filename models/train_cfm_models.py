@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train, export and make reference fixtures for the continuous-flow (flow-matching) models.
 
-    /path/to/python models/train_cfm_models.py     # from the repository root; CPU only, about 3 minutes
+    /path/to/python models/train_cfm_models.py     # from the repository root; CPU only, about 4 minutes
 
 Needs torch and torchdiffeq. Writes models/<name>.json + .safetensors, tests/fixtures/<name>.safetensors
 (the vector field: inputs -> outputs, computed by PyTorch) and tests/fixtures/ode/<name>.safetensors

@@ -148,6 +148,9 @@ fn ode_section_problems_are_all_reported() {
     // Noise makes no sense for a vector field.
     let msg = error_with(|s| s["noise"] = json!({"name": "z", "dim": 2, "distribution": "normal"}));
     assert_has(&msg, &["ode: the model also takes noise (\"z\")", "hint: a vector field is deterministic"]);
+    // The model's static would clash with the settings constant.
+    let msg = error_with(|s| s["name"] = json!("ode"));
+    assert_has(&msg, &["ode: model name \"ode\" clashes with the generated constant ODE", "hint: rename the model"]);
     // A node problem and an ode problem come together.
     let msg = error_with(|s| {
         s["graph"][8]["inputs"] = json!(["l1", "ct"]);

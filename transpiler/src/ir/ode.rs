@@ -349,6 +349,13 @@ pub fn check(m: &Model, ode: &Ode, problems: &mut Vec<Problem>) {
             "the outputs are the derivatives of the state columns, one per state column, in the same order",
         ));
     }
+    if crate::codegen::rust::upper_name(&m.name) == "ODE" {
+        problems.push(problem(
+            file,
+            format!("model name \"{}\" clashes with the generated constant ODE (its settings)", m.name),
+            "rename the model, e.g. \"ode_field\"",
+        ));
+    }
     if let Some(n) = &m.noise {
         problems.push(problem(
             file,
