@@ -133,7 +133,7 @@ class GraphBuilder:
 
     # -- output --------------------------------------------------------------
     def write(self, path_prefix: str, name: str, inputs: List[dict], noise: Optional[dict],
-              outputs: List[dict], description: Optional[str] = None) -> dict:
+              outputs: List[dict], description: Optional[str] = None, ode: Optional[dict] = None) -> dict:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise ExportError(f"model name {name!r} must match [a-z][a-z0-9_]* (it becomes a Rust type and a C symbol)")
         d = os.path.dirname(path_prefix)
@@ -149,6 +149,8 @@ class GraphBuilder:
             spec["noise"] = noise
         spec["graph"] = self.nodes
         spec["outputs"] = outputs
+        if ode is not None:
+            spec["ode"] = dict(ode)
         from .validate import validate_spec  # local import: avoid a cycle
 
         shapes = {k: list(v.shape) for k, v in self.tensors.items()}

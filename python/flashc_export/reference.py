@@ -135,7 +135,7 @@ def evaluate_spec(spec: dict, tensors: dict, inputs: np.ndarray, noise: Optional
         V[spec["noise"]["name"]] = noise
     for node in spec["graph"]:
         op = node["op"]
-        if op in ("add", "concat"):
+        if op in ("add", "mul", "concat"):
             xs = [V[v] for v in node["inputs"]]
         else:
             x = V[node["input"]]
@@ -148,6 +148,8 @@ def evaluate_spec(spec: dict, tensors: dict, inputs: np.ndarray, noise: Optional
             y = act(node["activation"], x)
         elif op == "add":
             y = xs[0] + xs[1]
+        elif op == "mul":
+            y = xs[0] * xs[1]
         elif op == "concat":
             y = np.concatenate(xs, axis=1)
         elif op == "batchnorm":

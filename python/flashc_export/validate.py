@@ -25,7 +25,9 @@ ACTIVATIONS = {
 }
 
 PREPROC_OPS = ("standard_scaler", "min_max", "quantile", "logit", "decorrelate")
-OPS = ("dense", "activation", "add", "concat", "batchnorm", "layernorm") + PREPROC_OPS
+OPS = ("dense", "activation", "add", "mul", "concat", "batchnorm", "layernorm") + PREPROC_OPS
+ODE_METHODS = ("euler", "midpoint", "rk4", "rk4_classic", "dopri5")
+ODE_KEYS = ("method", "steps", "rtol", "atol", "state", "time")
 
 
 def _is_num(v) -> bool:
@@ -68,7 +70,7 @@ def validate_spec(spec: dict, shapes: Optional[Dict[str, List[int]]] = None, whe
         P.append(f"{where}: name {name!r} must match [a-z][a-z0-9_]*")
     if not isinstance(spec.get("weights"), str):
         P.append(f"{where}: \"weights\" must be a file name")
-    allowed_top = {"format", "name", "description", "weights", "inputs", "noise", "graph", "outputs"}
+    allowed_top = {"format", "name", "description", "weights", "inputs", "noise", "graph", "outputs", "ode"}
     for k in spec:
         if k not in allowed_top:
             P.append(f"{where}: unknown top-level key {k!r}")
@@ -128,10 +130,11 @@ def validate_spec(spec: dict, shapes: Optional[Dict[str, List[int]]] = None, whe
             P.append(f"{w}: unknown op; supported: {', '.join(OPS)}")
             continue
         ins = []
-        if op in ("add", "concat"):
+        if op in ("add", "mul", "concat"):
             ins = node.get("inputs")
-            if not isinstance(ins, list) or len(ins) < 2 or (op == "add" and len(ins) != 2):
-                P.append(f"{w}: needs \"inputs\" ({'exactly 2' if op == 'add' else 'at least 2'} values)")
+            pair = op in ("add", "mul")
+            if not isinstance(ins, list) or len(ins) < 2 or (pair and len(ins) != 2):
+                P.append(f"{w}: needs \"inputs\" ({'exactly 2' if pair else 'at least 2'} values)")
                 ins = []
         else:
             ins = [node.get("input")]
@@ -158,8 +161,8 @@ def validate_spec(spec: dict, shapes: Optional[Dict[str, List[int]]] = None, whe
             out = n_out if n_out is not None else 0
         elif op == "activation":
             P += check_activation(node.get("activation"), w)
-        elif op == "add":
-            if widths[ins[0]] != widths[ins[1]]:
+        elif op in ("add", "mul"):
+            if len(ins) == 2 and widths[ins[0]] != widths[ins[1]]:
                 P.append(f"{w}: inputs have widths {widths[ins[0]]} and {widths[ins[1]]}")
         elif op == "concat":
             out = sum(widths[v] for v in ins)
@@ -228,6 +231,56 @@ def validate_spec(spec: dict, shapes: Optional[Dict[str, List[int]]] = None, whe
         if not isinstance(cols, list) or len(cols) != widths[v]:
             P.append(f"{where}: output #{i} ({v!r}) needs {widths[v]} column names, has "
                      f"{len(cols) if isinstance(cols, list) else 'none'}")
+    if "ode" in spec:
+        P += check_ode(spec, where)
+    return P
+
+
+def check_ode(spec: dict, where: str = "spec") -> List[str]:
+    """Problems of the optional "ode" section (docs/flow-matching.md)."""
+    ode = spec["ode"]
+    w = f"{where}: ode"
+    if not isinstance(ode, dict):
+        return [f"{w}: the section must be an object"]
+    P = [f"{w}: unknown key {k!r}; the section takes {', '.join(ODE_KEYS)}" for k in ode if k not in ODE_KEYS]
+    method = ode.get("method")
+    if method not in ODE_METHODS:
+        P.append(f"{w}: method {method!r} is not supported; supported: {', '.join(ODE_METHODS)}")
+    elif method == "dopri5":
+        if "steps" in ode:
+            P.append(f"{w}: \"steps\" is given for the adaptive method dopri5")
+        for k in ("rtol", "atol"):
+            v = ode.get(k)
+            if not _is_num(v) or not (v >= 0 and v < float("inf")):
+                P.append(f"{w}: dopri5 needs {k!r}, a finite number >= 0")
+        if ode.get("rtol") == 0 and ode.get("atol") == 0:
+            P.append(f"{w}: rtol and atol are both 0")
+    else:
+        steps = ode.get("steps")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            P.append(f"{w}: the fixed-step method {method} needs \"steps\", a positive integer")
+        for k in ("rtol", "atol"):
+            if k in ode:
+                P.append(f"{w}: {k!r} is given for the fixed-step method {method}")
+    columns = [c for i in spec.get("inputs") or [] if isinstance(i, dict) for c in i.get("columns") or []]
+    state, time = ode.get("state"), ode.get("time")
+    if not isinstance(state, list) or not state or not all(isinstance(c, str) for c in state):
+        P.append(f"{w}: \"state\" must be a non-empty list of input column names")
+        state = []
+    if len(set(state)) != len(state):
+        P.append(f"{w}: \"state\" lists a column twice")
+    if not isinstance(time, str):
+        P.append(f"{w}: \"time\" must be an input column name")
+    elif time in state:
+        P.append(f"{w}: {time!r} is both a state column and the time column")
+    for c in state + ([time] if isinstance(time, str) else []):
+        if columns.count(c) != 1:
+            P.append(f"{w}: column {c!r} must be exactly one of the input columns (found {columns.count(c)})")
+    n_out = sum(len(o.get("columns") or []) for o in spec.get("outputs") or [] if isinstance(o, dict))
+    if state and len(state) != n_out:
+        P.append(f"{w}: \"state\" lists {len(state)} columns, the outputs (dx/dt) have {n_out}")
+    if spec.get("noise") is not None:
+        P.append(f"{w}: a vector field takes no noise")
     return P
 
 

@@ -42,6 +42,9 @@ EXPECTED = {
     "flashsim_electron_flow": (11, 0, 4),
     "flashsim_muon_targets": (4, 0, 4),
     "flashsim_electron_targets": (4, 0, 4),
+    # the flow-matching vector fields (models/train_cfm_models.py): inputs x[16], context[12], t[1]
+    "cfm_resnet": (29, 0, 16),
+    "cfm_mlp": (29, 0, 16),
 }
 
 

@@ -45,9 +45,21 @@
 //! `jump_t`, adjoint or per-component tolerances.
 //!
 //! Scratch buffers live in a caller-owned [`Workspace`]; integration allocates nothing.
+//!
+//! # Compiled vector fields
+//!
+//! A model compiled from a spec with an `ode` section (`docs/flow-matching.md`) is a vector field
+//! `v(x, context, t)` whose input row holds the state, the context and `t` in columns the spec
+//! names; generated code exposes them as a [`Settings`] (`generated::NAME::ODE`,
+//! `generated::ode_by_name`). [`sample`] integrates such a model from the base noise `z` at
+//! `t = 0` to `t = 1`; [`VectorField`] does the same with another method or ISA tier, or without
+//! allocating ([`VectorField::integrate`] with a [`Scratch`]).
 
 use std::fmt;
 use std::ops::{Add, Div, Mul, Sub};
+
+use crate::isa::{self, Tier};
+use crate::model::Model;
 
 /// Floating-point types the integrator runs in (`f32`, `f64`).
 pub trait Real:
@@ -141,14 +153,20 @@ pub struct Dopri5Options {
     pub first_step: Option<f64>,
 }
 
+impl Dopri5Options {
+    /// torchdiffeq's defaults (`rtol` 1e-7, `atol` 1e-9), at most 100 000 step attempts, the
+    /// first step chosen automatically; usable in constants (`..Dopri5Options::DEFAULT`).
+    pub const DEFAULT: Dopri5Options = Dopri5Options {
+        rtol: 1e-7,
+        atol: 1e-9,
+        max_steps: 100_000,
+        first_step: None,
+    };
+}
+
 impl Default for Dopri5Options {
     fn default() -> Self {
-        Dopri5Options {
-            rtol: 1e-7,
-            atol: 1e-9,
-            max_steps: 100_000,
-            first_step: None,
-        }
+        Dopri5Options::DEFAULT
     }
 }
 
@@ -216,6 +234,14 @@ pub enum Error {
     StepUnderflow { t: f64, dt: f64 },
     /// dopri5 needed more than `max_steps` step attempts.
     TooManySteps { max_steps: usize, t: f64 },
+    /// A model's [`Settings`] do not fit the model (columns out of range or overlapping, a
+    /// state of another width than the outputs, noise).
+    Settings {
+        model: &'static str,
+        problem: String,
+    },
+    /// Running the vector-field model failed.
+    Model(crate::model::Error),
 }
 
 impl fmt::Display for Error {
@@ -248,6 +274,13 @@ impl fmt::Display for Error {
                 "ode: dopri5 exceeded {max_steps} step attempts, stopped at t = {t}; hint: loosen \
                  rtol/atol, raise max_steps, or use a fixed-step method"
             ),
+            Error::Settings { model, problem } => write!(
+                f,
+                "ode: the integration settings do not fit model `{model}`: {problem}; hint: use \
+                 the settings generated for this model (`generated::ode_by_name(\"{model}\")`), \
+                 changing only the method"
+            ),
+            Error::Model(e) => write!(f, "ode: evaluating the vector field failed: {e}"),
         }
     }
 }
@@ -282,6 +315,16 @@ impl<T: Real> Workspace<T> {
             tmp: vec![T::default(); n],
             y1: vec![T::default(); n],
         })
+    }
+
+    /// Serves `rows` rows from now on; within the capacity it was created with, this does not
+    /// allocate.
+    fn set_rows(&mut self, rows: usize) {
+        let n = rows * self.dim;
+        for b in self.k.iter_mut().chain([&mut self.tmp, &mut self.y1]) {
+            b.resize(n, T::default());
+        }
+        self.rows = rows;
     }
 
     /// Rows of the batch this workspace serves.
@@ -711,4 +754,228 @@ fn dopri5<T: Real, F: FnMut(T, &[T], &mut [T])>(
     }
     first_non_finite("state", 1.0, y, dim)?;
     Ok(stats)
+}
+
+// ------------------------------------------------------------------ compiled vector fields
+
+/// How a compiled vector field is integrated: the spec's `ode` section, as generated code
+/// exposes it (`generated::NAME::ODE`, `generated::ode_by_name`). Column indices are positions
+/// in the model's input row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// The method (and steps or tolerances) of the spec; replace it to integrate differently:
+    /// `Settings { method: Method::Rk4 { steps: 8 }, ..S }`.
+    pub method: Method,
+    /// Input column of each state component, in the order of the model's outputs (`dx/dt`).
+    pub state: &'static [usize],
+    /// Input column of the time `t`.
+    pub time: usize,
+    /// Every other input column (the context, constant during the integration), in input order.
+    pub context: &'static [usize],
+}
+
+/// A compiled vector-field model with [`Settings`] that were checked against it.
+///
+/// Rows are integrated as one batch: fixed-step methods treat every row independently (a row's
+/// result does not depend on the others), while dopri5 chooses one step size for the whole batch
+/// from an RMS over all rows, as torchdiffeq does, so its results depend on the batch.
+#[derive(Clone, Copy)]
+pub struct VectorField<'m> {
+    model: &'m dyn Model,
+    settings: Settings,
+    tier: Tier,
+}
+
+/// Caller-owned buffers of [`VectorField::integrate`] for batches of up to `rows` rows.
+#[derive(Clone, Debug)]
+pub struct Scratch {
+    rows: usize,
+    dim: usize,
+    ws: Workspace<f32>,
+    input: Vec<f32>,
+}
+
+impl Scratch {
+    /// Buffers for batches of `rows` rows of `field`.
+    pub fn new(field: &VectorField<'_>, rows: usize) -> Result<Scratch, Error> {
+        let dim = field.dim();
+        let n_in = field.model.info().n_inputs;
+        let input = rows.checked_mul(n_in).ok_or(Error::Shape {
+            what: "batch (rows × inputs overflows)",
+            expected: usize::MAX,
+            got: rows,
+        })?;
+        Ok(Scratch {
+            rows,
+            dim,
+            ws: Workspace::new(rows, dim)?,
+            input: vec![0.0; input],
+        })
+    }
+}
+
+impl<'m> VectorField<'m> {
+    /// Checks `settings` against `model`: the state as wide as the outputs, state, time and
+    /// context columns together each input column exactly once, no noise.
+    pub fn new(model: &'m dyn Model, settings: Settings) -> Result<VectorField<'m>, Error> {
+        let info = model.info();
+        let bad = |problem: String| Error::Settings {
+            model: info.name,
+            problem,
+        };
+        if info.n_noise > 0 {
+            return Err(bad(format!(
+                "the model takes {} noise value(s) per row; a vector field is deterministic",
+                info.n_noise
+            )));
+        }
+        if settings.state.len() != info.n_outputs {
+            return Err(bad(format!(
+                "{} state column(s), but the model has {} output(s) (dx/dt)",
+                settings.state.len(),
+                info.n_outputs
+            )));
+        }
+        let mut seen = vec![false; info.n_inputs];
+        let all = settings
+            .state
+            .iter()
+            .chain(std::iter::once(&settings.time))
+            .chain(settings.context);
+        for &c in all {
+            match seen.get_mut(c) {
+                None => {
+                    return Err(bad(format!(
+                        "column {c} is out of range (the model has {} input columns)",
+                        info.n_inputs
+                    )))
+                }
+                Some(true) => return Err(bad(format!("input column {c} is named twice"))),
+                Some(s) => *s = true,
+            }
+        }
+        if let Some(c) = seen.iter().position(|s| !s) {
+            return Err(bad(format!(
+                "input column {c} (`{}`) is neither state, time nor context",
+                info.input_columns.get(c).copied().unwrap_or("?")
+            )));
+        }
+        Ok(VectorField {
+            model,
+            settings,
+            tier: isa::active(),
+        })
+    }
+
+    /// The same field integrated with `method`.
+    pub fn with_method(mut self, method: Method) -> VectorField<'m> {
+        self.settings.method = method;
+        self
+    }
+
+    /// The same field evaluated on `tier` (an unsupported tier falls back to the active one).
+    pub fn on_tier(mut self, tier: Tier) -> VectorField<'m> {
+        self.tier = tier;
+        self
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'m dyn Model {
+        self.model
+    }
+
+    /// Values per row of the state (the sample).
+    pub fn dim(&self) -> usize {
+        self.settings.state.len()
+    }
+
+    /// Values per row of the context.
+    pub fn context_width(&self) -> usize {
+        self.settings.context.len()
+    }
+
+    /// Integrates the rows of `x` (row-major `rows × dim`, the base noise at `t = 0`) in place to
+    /// `t = 1`, with `context` (row-major `rows × context_width`) held constant. Allocates
+    /// nothing: the buffers are `scratch`'s, made for at least `rows` rows.
+    // `usize::is_multiple_of` needs a newer Rust than the workspace's rust-version.
+    #[allow(clippy::manual_is_multiple_of)]
+    pub fn integrate(&self, context: &[f32], x: &mut [f32], scratch: &mut Scratch) -> Result<Stats, Error> {
+        let (dim, cw) = (self.dim(), self.context_width());
+        let n_in = self.model.info().n_inputs;
+        if dim == 0 || x.len() % dim != 0 {
+            return Err(Error::Shape {
+                what: "state buffer (a whole number of rows of the state width)",
+                expected: dim * (x.len() / dim.max(1)),
+                got: x.len(),
+            });
+        }
+        let rows = x.len() / dim;
+        if context.len() != rows * cw {
+            return Err(Error::Shape {
+                what: "context buffer",
+                expected: rows * cw,
+                got: context.len(),
+            });
+        }
+        if rows > scratch.rows || scratch.dim != dim || scratch.input.len() < scratch.rows * n_in {
+            return Err(Error::Shape {
+                what: "scratch (made for another field or fewer rows)",
+                expected: rows * dim,
+                got: scratch.rows * scratch.dim,
+            });
+        }
+        if rows == 0 {
+            return Ok(Stats::default());
+        }
+        scratch.ws.set_rows(rows);
+        let s = &self.settings;
+        let input = &mut scratch.input[..rows * n_in];
+        for (row, ctx) in input.chunks_exact_mut(n_in).zip(context.chunks_exact(cw.max(1))) {
+            for (&c, &v) in s.context.iter().zip(ctx) {
+                row[c] = v;
+            }
+        }
+        let mut failed = None;
+        let stats = integrate(&s.method, x, &mut scratch.ws, |t, state, out| {
+            for (row, st) in input.chunks_exact_mut(n_in).zip(state.chunks_exact(dim)) {
+                for (&c, &v) in s.state.iter().zip(st) {
+                    row[c] = v;
+                }
+                row[s.time] = t;
+            }
+            if let Err(e) = self.model.run_on(self.tier, input, &[], out) {
+                out.fill(f32::NAN);
+                failed.get_or_insert(e);
+            }
+        });
+        match failed {
+            Some(e) => Err(Error::Model(e)),
+            None => stats,
+        }
+    }
+
+    /// Samples: integrates the base noise `z` (row-major `rows × dim`) with `context`
+    /// (`rows × context_width`) from `t = 0` to `t = 1` and returns `x` at `t = 1`.
+    pub fn sample(&self, context: &[f32], z: &[f32]) -> Result<(Vec<f32>, Stats), Error> {
+        let mut x = z.to_vec();
+        let rows = x.len() / self.dim().max(1);
+        let mut scratch = Scratch::new(self, rows)?;
+        let stats = self.integrate(context, &mut x, &mut scratch)?;
+        Ok((x, stats))
+    }
+}
+
+/// Samples a compiled vector field: integrates the base noise `z` (row-major `rows × dim`, the
+/// state at `t = 0`) with `context` (row-major `rows × context width`) to `t = 1` as `settings`
+/// say, on the active ISA tier, and returns the state at `t = 1`. For another method, e.g. fewer
+/// steps, pass `Settings { method, ..settings }`; see [`VectorField`] for more control.
+pub fn sample(model: &dyn Model, settings: &Settings, context: &[f32], z: &[f32]) -> Result<Vec<f32>, Error> {
+    VectorField::new(model, *settings)?
+        .sample(context, z)
+        .map(|(x, _)| x)
 }

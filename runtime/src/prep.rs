@@ -279,6 +279,19 @@ pub fn add(rows: usize, width: usize, a: &[f32], a_stride: usize, b: &[f32], b_s
     }
 }
 
+/// `y = a ⊙ b` (element-wise product) over `width` columns per row: the gate of a gated linear
+/// unit, `h · σ(g)`. One correctly rounded f32 multiplication per value, so every tier gives the
+/// same bits.
+#[allow(clippy::too_many_arguments)]
+pub fn mul(rows: usize, width: usize, a: &[f32], a_stride: usize, b: &[f32], b_stride: usize, y: &mut [f32], y_stride: usize) {
+    for r in 0..rows {
+        let (ar, br) = (&a[r * a_stride..r * a_stride + width], &b[r * b_stride..r * b_stride + width]);
+        for ((o, &u), &v) in y[r * y_stride..r * y_stride + width].iter_mut().zip(ar).zip(br) {
+            *o = u * v;
+        }
+    }
+}
+
 /// `x[j] = x[j]·mul[j] + add[j]` over `width` columns per row (an un-folded batch norm).
 pub fn scale_shift(rows: usize, width: usize, data: &mut [f32], stride: usize, mul: &[f32], add: &[f32]) {
     let (mul, add) = (&mul[..width], &add[..width]);

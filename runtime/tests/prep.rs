@@ -183,3 +183,49 @@ fn small_ops() {
     prep::scale_shift(2, 2, &mut d, 3, &[2.0, 3.0], &[1.0, -1.0]);
     assert_eq!(d, [3.0, 5.0, 7.0, 7.0, 11.0, 7.0]);
 }
+
+/// `mul` against the f64 product rounded once to f32: the product of two f32 values is exact in
+/// f64, so the two must agree bit for bit (the kernel has no tier-specific path: plain f32
+/// multiplications, one per value, the same on every tier).
+#[test]
+fn mul_matches_the_f64_product_bit_for_bit() {
+    let specials = [0.0f32, -0.0, 1.0, -1.0, f32::MIN_POSITIVE, 1e-40, -3.0e38, f32::INFINITY, f32::NAN, 0.5, 3.0];
+    let (rows, width, a_stride, b_stride, y_stride) = (37, 19, 21, 19, 32);
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let e = (s % 60) as i32 - 30;
+        let m = ((s >> 20) % 2_000_001) as f32 / 1e6 - 1.0;
+        m * 2f32.powi(e)
+    };
+    let mut a = vec![7.0f32; rows * a_stride];
+    let mut b = vec![7.0f32; rows * b_stride];
+    for r in 0..rows {
+        for j in 0..width {
+            a[r * a_stride + j] = next();
+            b[r * b_stride + j] = next();
+        }
+    }
+    for (i, &v) in specials.iter().enumerate() {
+        a[i] = v;
+        b[b_stride + i] = v;
+        b[i] = specials[specials.len() - 1 - i];
+    }
+    let mut y = vec![-9.0f32; rows * y_stride];
+    prep::mul(rows, width, &a, a_stride, &b, b_stride, &mut y, y_stride);
+    for r in 0..rows {
+        for j in 0..width {
+            let (u, v) = (a[r * a_stride + j], b[r * b_stride + j]);
+            let want = (f64::from(u) * f64::from(v)) as f32;
+            let got = y[r * y_stride + j];
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "row {r} col {j}: {u:e} * {v:e} = {got:e}, f64 reference {want:e}"
+            );
+        }
+        // Padding columns of the output row are not written.
+        assert!(y[r * y_stride + width..(r + 1) * y_stride].iter().all(|&x| x == -9.0));
+    }
+}

@@ -107,6 +107,14 @@ pub fn scikinc_c(model: &ValidModel, symbol: &str) -> Result<String, Error> {
                     lookup(&names, b)
                 );
             }
+            Op::Mul { a, b } => {
+                let _ = writeln!(
+                    body,
+                    "  {{ int i; for (i = 0; i < {width}; ++i) {buf}[i] = {}[i] * {}[i]; }}",
+                    lookup(&names, a),
+                    lookup(&names, b)
+                );
+            }
             Op::Concat { inputs } => {
                 let mut at = 0;
                 for v in inputs {

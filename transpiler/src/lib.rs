@@ -237,6 +237,8 @@ impl Config {
                 name: name.clone(),
                 out_dir_file: from_env.then(|| format!("{name}.rs")),
                 path: abs_out.join(format!("{name}.rs")).display().to_string(),
+                // The same condition under which the model's file defines `ODE` (plan::Ode).
+                ode: model.model().ode.as_ref().is_some_and(|o| ir::ode::columns(model.model(), o).is_some()),
             });
             done.push(Compiled {
                 name,

@@ -120,6 +120,7 @@ fn eval_op(op: &Op, get: &dyn Fn(&str) -> Result<Vec<f64>, String>) -> Result<Ve
         }
         Op::Activation { input, activation } => apply(*activation, &get(input)?),
         Op::Add { a, b } => get(a)?.iter().zip(get(b)?).map(|(a, b)| a + b).collect(),
+        Op::Mul { a, b } => get(a)?.iter().zip(get(b)?).map(|(a, b)| a * b).collect(),
         Op::Concat { inputs } => {
             let mut y = Vec::new();
             for v in inputs {

@@ -39,6 +39,10 @@ pub struct Spec {
     pub graph: Vec<NodeSpec>,
     /// The outputs, concatenated in this order.
     pub outputs: Vec<OutputSpec>,
+    /// Optional: how the model, a flow-matching vector field, is integrated (checked by
+    /// [`crate::ir::ode`]).
+    #[serde(default)]
+    pub ode: Option<serde_json::Value>,
 }
 
 /// One named input.

@@ -133,6 +133,7 @@ fn step_node(s: &Step) -> Option<(&str, &'static str)> {
         Step::MatMul { node, .. } => (node, "decorrelate"),
         Step::LayerNorm { node, .. } => (node, "layernorm"),
         Step::Add { node, .. } => (node, "add"),
+        Step::Mul { node, .. } => (node, "mul"),
         _ => return None,
     })
 }
@@ -143,7 +144,8 @@ fn step_width(s: &Step) -> usize {
         Step::Act { width, .. }
         | Step::ScaleShift { width, .. }
         | Step::LayerNorm { width, .. }
-        | Step::Add { width, .. } => *width,
+        | Step::Add { width, .. }
+        | Step::Mul { width, .. } => *width,
         Step::MatMul { n, .. } => *n,
         Step::Affine { cols, .. } | Step::Quantile { cols, .. } | Step::Logit { cols, .. } => {
             cols.iter().map(|&c| c as usize + 1).max().unwrap_or(0)
@@ -1784,6 +1786,21 @@ impl Kernel<'_> {
                     let u = k.ld(a, j);
                     let v = k.ld(b, j);
                     let s = k.f.add(&u, &v);
+                    k.st(y, j, &s);
+                });
+            }
+            Step::Mul {
+                node,
+                a,
+                b,
+                y,
+                width,
+            } => {
+                self.f.comment(format!("{node}: mul {width} columns"));
+                self.for_width(*width, |k, j| {
+                    let u = k.ld(a, j);
+                    let v = k.ld(b, j);
+                    let s = k.f.mul(&u, &v);
                     k.st(y, j, &s);
                 });
             }

@@ -112,6 +112,47 @@ fn act_tokens(rt: &TokenStream, a: Activation) -> TokenStream {
     }
 }
 
+/// `pub const ODE`: a vector field's `ode` section as `runtime::ode::Settings`.
+fn ode_tokens(rt: &TokenStream, ode: &crate::passes::plan::Ode) -> TokenStream {
+    use crate::ir::ode::Method;
+    let m = quote!(#rt::ode::Method);
+    let fixed = |variant: &str, steps: usize| {
+        let v = format_ident!("{}", variant);
+        let n = usize_lit(steps);
+        (quote!(#m::#v { steps: #n }), format!("{steps} steps"))
+    };
+    let (method, how) = match ode.method {
+        Method::Euler { steps } => fixed("Euler", steps),
+        Method::Midpoint { steps } => fixed("Midpoint", steps),
+        Method::Rk4 { steps } => fixed("Rk4", steps),
+        Method::Rk4ThreeEighths { steps } => fixed("Rk4ThreeEighths", steps),
+        Method::Dopri5 { rtol, atol } => {
+            let (r, a) = (f64_tokens(rtol), f64_tokens(atol));
+            (
+                quote!(#m::Dopri5(#rt::ode::Dopri5Options { rtol: #r, atol: #a, ..#rt::ode::Dopri5Options::DEFAULT })),
+                format!("rtol {rtol:e}, atol {atol:e}"),
+            )
+        }
+    };
+    let lits = |v: &[usize]| v.iter().map(|&i| usize_lit(i)).collect::<Vec<_>>();
+    let (state, context) = (lits(&ode.columns.state), lits(&ode.columns.context));
+    let time = usize_lit(ode.columns.time);
+    let doc = format!(
+        " How this vector field is integrated (the spec's `ode` section): `{}`, {how}, from t = 0 to 1. \
+         Integrate with `runtime::ode::sample`; replace `method` to integrate differently.",
+        ode.method.name()
+    );
+    quote! {
+        #[doc = #doc]
+        pub const ODE: #rt::ode::Settings = #rt::ode::Settings {
+            method: #method,
+            state: &[#(#state),*],
+            time: #time,
+            context: &[#(#context),*],
+        };
+    }
+}
+
 /// Pretty-prints tokens, prefixed by `header` lines. Tokens built here always parse; should they
 /// not, the raw token text is returned so that rustc reports the problem.
 fn pretty(header: &str, tokens: TokenStream) -> String {
@@ -386,6 +427,11 @@ pub fn model_file_with(p: &Program, rt: &TokenStream, ptx: bool) -> String {
                 let wd = usize_lit(*width);
                 body.push(quote!(#rt::prep::add(n, #wd, &#ab[..], #as_, &#bb[..], #bs, &mut #yb[..], #ys);));
             }
+            Step::Mul { a, b, y, width, .. } => {
+                let ((ab, as_), (bb, bs), (yb, ys)) = (buf(a), buf(b), buf(y));
+                let wd = usize_lit(*width);
+                body.push(quote!(#rt::prep::mul(n, #wd, &#ab[..], #as_, &#bb[..], #bs, &mut #yb[..], #ys);));
+            }
             Step::Store { src, width, col0 } => {
                 let (s, ss) = buf(src);
                 let (wd, c0) = (usize_lit(*width), usize_lit(*col0));
@@ -454,6 +500,8 @@ pub fn model_file_with(p: &Program, rt: &TokenStream, ptx: bool) -> String {
         }
     });
 
+    let ode_items = p.ode.as_ref().map(|o| ode_tokens(rt, o));
+
     let tokens = quote! {
         #(#[doc = #doc_lines])*
         #[derive(Debug, Clone, Copy, Default)]
@@ -465,6 +513,7 @@ pub fn model_file_with(p: &Program, rt: &TokenStream, ptx: bool) -> String {
         #blob
         #(#arrays)*
         #ptx_items
+        #ode_items
 
         /// Rows per tile: each stack buffer stays within 64 KiB.
         const TILE: usize = #tile;
@@ -529,6 +578,8 @@ pub struct RegistryEntry {
     pub out_dir_file: Option<String>,
     /// Absolute path of the generated file (used when not in `OUT_DIR`).
     pub path: String,
+    /// The model has an `ode` section (its module defines `ODE`).
+    pub ode: bool,
 }
 
 /// `flashc_models.rs`: one module per model, re-exports, `MODELS` (sorted by name) and `by_name`.
@@ -585,9 +636,37 @@ pub fn registry_file_with(entries: &[RegistryEntry], rt: &TokenStream, ptx: bool
             }
         }
     });
+    let ode_arms: Vec<TokenStream> = entries
+        .iter()
+        .filter(|e| e.ode)
+        .map(|e| {
+            let m = format_ident!("{}", e.name);
+            let name = &e.name;
+            quote!(#name => Some(&#m::ODE),)
+        })
+        .collect();
+    let ode_body = if ode_arms.is_empty() {
+        quote! {
+            let _ = name;
+            None
+        }
+    } else {
+        quote! {
+            match name {
+                #(#ode_arms)*
+                _ => None,
+            }
+        }
+    };
     let tokens = quote! {
         #(#mods)*
         #ptx_fn
+
+        /// How the model named `name` is integrated, when it is a flow-matching vector field (its
+        /// spec has an `ode` section); see `runtime::ode::sample`.
+        pub fn ode_by_name(name: &str) -> Option<&'static #rt::ode::Settings> {
+            #ode_body
+        }
 
         /// Every compiled model, sorted by name.
         pub static MODELS: &[&dyn #rt::model::Model] = &[#(#statics),*];

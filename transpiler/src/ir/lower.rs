@@ -95,6 +95,10 @@ pub fn lower(spec: &Spec, weights: &Weights, file: &str) -> Lowered {
         .filter(|k| !used.contains(k.as_str()))
         .map(|k| format!("{file}: tensor \"{k}\" of the weights file is not used by the spec"))
         .collect();
+    let ode = spec
+        .ode
+        .as_ref()
+        .and_then(|v| super::ode::lower(v, file, &mut problems));
     let model = Model {
         name: spec.name.clone(),
         description: spec.description.clone().unwrap_or_default(),
@@ -117,6 +121,7 @@ pub fn lower(spec: &Spec, weights: &Weights, file: &str) -> Lowered {
                 columns: o.columns.clone(),
             })
             .collect(),
+        ode,
     };
     Lowered {
         model,
@@ -474,6 +479,19 @@ impl Fields<'_> {
                         self.problem(
                             format!("add takes exactly 2 inputs, found {}", v.len()),
                             "chain several add nodes to sum more values",
+                        );
+                        return None;
+                    }
+                }
+            }
+            "mul" => {
+                let inputs = self.strings("inputs", "the two values multiplied")?;
+                match <[String; 2]>::try_from(inputs) {
+                    Ok([a, b]) => Op::Mul { a, b },
+                    Err(v) => {
+                        self.problem(
+                            format!("mul takes exactly 2 inputs, found {}", v.len()),
+                            "chain several mul nodes to multiply more values",
                         );
                         return None;
                     }

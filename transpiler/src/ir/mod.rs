@@ -19,6 +19,7 @@
 //! * [`crate::passes`] rewrites it (folding, fusion) and plans buffers for codegen.
 
 pub mod lower;
+pub mod ode;
 pub mod validate;
 
 pub use validate::{validate, ValidModel};
@@ -40,6 +41,8 @@ pub struct Model {
     pub nodes: Vec<Node>,
     /// Outputs, concatenated in this order.
     pub outputs: Vec<Output>,
+    /// How the model is integrated, when it is a flow-matching vector field.
+    pub ode: Option<ode::Ode>,
 }
 
 /// One named input.
@@ -210,6 +213,8 @@ pub enum Op {
     },
     /// `a + b`, same widths.
     Add { a: String, b: String },
+    /// `a ⊙ b` (element-wise product), same widths: GLU gating `h · σ(g)`.
+    Mul { a: String, b: String },
     /// Columns of each input in turn.
     Concat { inputs: Vec<String> },
     /// Inference batch normalisation.
@@ -277,6 +282,7 @@ impl Op {
         "dense",
         "activation",
         "add",
+        "mul",
         "concat",
         "batchnorm",
         "layernorm",
@@ -293,6 +299,7 @@ impl Op {
             Op::Dense { .. } => "dense",
             Op::Activation { .. } => "activation",
             Op::Add { .. } => "add",
+            Op::Mul { .. } => "mul",
             Op::Concat { .. } => "concat",
             Op::BatchNorm { .. } => "batchnorm",
             Op::LayerNorm { .. } => "layernorm",
@@ -316,7 +323,7 @@ impl Op {
                 }
                 v
             }
-            Op::Add { a, b } => vec![a.as_str(), b.as_str()],
+            Op::Add { a, b } | Op::Mul { a, b } => vec![a.as_str(), b.as_str()],
             Op::Concat { inputs } => inputs.iter().map(String::as_str).collect(),
             Op::Activation { input, .. }
             | Op::BatchNorm { input, .. }
@@ -335,7 +342,11 @@ impl Op {
             Op::Dense { kernel, bias, .. } => {
                 std::iter::once(kernel).chain(bias.as_ref()).collect()
             }
-            Op::Activation { .. } | Op::Add { .. } | Op::Concat { .. } | Op::Logit { .. } => vec![],
+            Op::Activation { .. }
+            | Op::Add { .. }
+            | Op::Mul { .. }
+            | Op::Concat { .. }
+            | Op::Logit { .. } => vec![],
             Op::BatchNorm {
                 gamma,
                 beta,
@@ -369,7 +380,7 @@ impl Op {
             | Op::Quantile { input, .. }
             | Op::Logit { input, .. }
             | Op::Decorrelate { input, .. } => Some(input),
-            Op::Add { .. } | Op::Concat { .. } => None,
+            Op::Add { .. } | Op::Mul { .. } | Op::Concat { .. } => None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Validation: [`Model`] → [`ValidModel`], collecting every problem.
 //!
-//! Checks names (valid, unique, defined before use), widths (dense `n_in`, `add` operands,
+//! Checks names (valid, unique, defined before use), widths (dense `n_in`, `add`/`mul` operands,
 //! `columns` in range), tensor shapes, parameters (activations, epsilons, scales, quantile
 //! tables), finiteness of every tensor value, and invertibility of decorrelation matrices.
 //! A `ValidModel` can only be built here, so later stages rely on all of it without checking.
@@ -138,6 +138,22 @@ impl fmt::Display for ValidModel {
             .filter_map(|o| ops.get(o).map(|c| format!("{o} {c}")))
             .collect();
         writeln!(f, "  ops:     {} ({})", m.nodes.len(), ops.join(", "))?;
+        if let Some(o) = &m.ode {
+            let how = match o.method {
+                ode::Method::Euler { steps }
+                | ode::Method::Midpoint { steps }
+                | ode::Method::Rk4 { steps }
+                | ode::Method::Rk4ThreeEighths { steps } => format!("{steps} steps"),
+                ode::Method::Dopri5 { rtol, atol } => format!("rtol {rtol:e}, atol {atol:e}"),
+            };
+            writeln!(
+                f,
+                "  ode:     {}, {how} (state {}, time {})",
+                o.method.name(),
+                o.state.len(),
+                o.time
+            )?;
+        }
         writeln!(f, "  params:  {}", self.params())?;
         write!(f, "  MACs per row: {}", self.macs_per_row())
     }
@@ -305,6 +321,9 @@ fn check(
         if width.is_none() || unknown {
             seen_broken.insert(node.name.as_str());
         }
+    }
+    if let Some(ode) = &m.ode {
+        super::ode::check(m, ode, problems);
     }
     let all_broken = |v: &str| broken.contains(v) || seen_broken.contains(v);
     if m.outputs.is_empty() {
@@ -555,6 +574,20 @@ impl NodeCheck<'_> {
                         self.report(
                             format!("inconsistent dimensions: \"{a}\" has width {x}, \"{b}\" has width {y}"),
                             "add needs two values of the same width",
+                        );
+                        None
+                    }
+                    (Some(x), Some(_)) => Some(x),
+                    _ => None,
+                }
+            }
+            Op::Mul { a, b } => {
+                let (wa, wb) = (self.input(a), self.input(b));
+                match (wa, wb) {
+                    (Some(x), Some(y)) if x != y => {
+                        self.report(
+                            format!("inconsistent dimensions: \"{a}\" has width {x}, \"{b}\" has width {y}"),
+                            "mul multiplies two values of the same width element by element (for GLU gating, split the gate into its own dense layer of the gated width)",
                         );
                         None
                     }

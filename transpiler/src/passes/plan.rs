@@ -59,6 +59,17 @@ pub struct Program {
     pub arrays: Vec<BlobArray>,
     /// The calls, in order, run once per tile.
     pub steps: Vec<Step>,
+    /// How the model is integrated, when it is a flow-matching vector field (`ode` section).
+    pub ode: Option<Ode>,
+}
+
+/// A model's `ode` section with its columns resolved to input column indices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ode {
+    /// The method and its constants.
+    pub method: crate::ir::ode::Method,
+    /// State, time and context columns.
+    pub columns: crate::ir::ode::Columns,
 }
 
 /// An array in the weight blob.
@@ -172,6 +183,14 @@ pub enum Step {
     },
     /// `y = a + b`.
     Add {
+        node: String,
+        a: Buf,
+        b: Buf,
+        y: Buf,
+        width: usize,
+    },
+    /// `y = a ⊙ b` (element-wise product).
+    Mul {
         node: String,
         a: Buf,
         b: Buf,
@@ -395,6 +414,17 @@ pub fn plan(model: &ValidModel) -> Program {
                 let (a, b) = (p.buf(a), p.buf(b));
                 let y = p.alloc(name, width);
                 p.steps.push(Step::Add {
+                    node: node_s,
+                    a,
+                    b,
+                    y,
+                    width,
+                });
+            }
+            Op::Mul { a, b } => {
+                let (a, b) = (p.buf(a), p.buf(b));
+                let y = p.alloc(name, width);
+                p.steps.push(Step::Mul {
                     node: node_s,
                     a,
                     b,
@@ -630,5 +660,11 @@ pub fn plan(model: &ValidModel) -> Program {
         blob: p.blob,
         arrays: p.arrays,
         steps: p.steps,
+        ode: m.ode.as_ref().and_then(|o| {
+            crate::ir::ode::columns(m, o).map(|columns| Ode {
+                method: o.method,
+                columns,
+            })
+        }),
     }
 }
