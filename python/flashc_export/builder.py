@@ -47,6 +47,8 @@ class GraphBuilder:
         self.dtype = dtype
         self.nodes: List[dict] = []
         self.tensors: Dict[str, np.ndarray] = {}
+        # Integer buffers (permutations, MADE degrees), written as int64.
+        self.int_tensors: Dict[str, np.ndarray] = {}
         self.widths: Dict[str, int] = {}
         self._used: set = set()
 
@@ -75,6 +77,14 @@ class GraphBuilder:
             bad = int(np.argmax(~np.isfinite(arr.reshape(-1))))
             raise ExportError(f"node {node!r}: tensor {name!r} has a non-finite value at flat index {bad}")
         self.tensors[name] = np.asarray(value, dtype=np.float32)
+        return name
+
+    def int_tensor(self, node: str, field: str, value) -> str:
+        name = f"{node}/{field}"
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "iub" and not np.all(arr == np.round(arr)):
+            raise ExportError(f"node {node!r}: tensor {name!r} must hold integers")
+        self.int_tensors[name] = arr.astype(np.int64)
         return name
 
     # -- nodes ---------------------------------------------------------------
@@ -154,12 +164,13 @@ class GraphBuilder:
         from .validate import validate_spec  # local import: avoid a cycle
 
         shapes = {k: list(v.shape) for k, v in self.tensors.items()}
+        shapes.update({k: list(v.shape) for k, v in self.int_tensors.items()})
         problems = validate_spec(spec, shapes)
         if problems:
             raise ExportError("exported spec is invalid:\n  " + "\n  ".join(problems))
-        st.save(path_prefix + ".safetensors",
-                {k: (v, self.dtype) for k, v in self.tensors.items()},
-                metadata={"format": FORMAT, "producer": "flashc-export"})
+        saved = {k: (v, self.dtype) for k, v in self.tensors.items()}
+        saved.update({k: (v, "i64") for k, v in self.int_tensors.items()})
+        st.save(path_prefix + ".safetensors", saved, metadata={"format": FORMAT, "producer": "flashc-export"})
         with open(path_prefix + ".json", "w") as f:
             f.write(dumps(spec))
         return spec

@@ -154,6 +154,10 @@ def evaluate_spec(spec: dict, tensors: dict, inputs: np.ndarray, noise: Optional
             y = np.concatenate(xs, axis=1)
         elif op == "batchnorm":
             y = (x - T[node["mean"]]) / np.sqrt(T[node["var"]] + node["eps"]) * T[node["gamma"]] + T[node["beta"]]
+        elif op == "flow":
+            from .flow import evaluate_flow
+
+            y = evaluate_flow(node, T, x, V[node["context"]] if "context" in node else None)
         elif op == "layernorm":
             mu = x.mean(axis=1, keepdims=True)
             var = ((x - mu) ** 2).mean(axis=1, keepdims=True)

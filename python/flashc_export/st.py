@@ -1,4 +1,5 @@
-"""Minimal, deterministic safetensors reader/writer (F32, F16, BF16, F64).
+"""Minimal, deterministic safetensors reader/writer (F32, F16, BF16, F64; I64 for integer
+buffers such as permutations and MADE degrees).
 
 The writer sorts tensors by name and writes a compact header so that the same
 tensors always produce the same bytes. bfloat16 is handled here because numpy has
@@ -14,7 +15,7 @@ import numpy as np
 
 DTYPES = ("f32", "f16", "bf16")
 
-_ST_NAME = {"f32": "F32", "f16": "F16", "bf16": "BF16", "f64": "F64"}
+_ST_NAME = {"f32": "F32", "f16": "F16", "bf16": "BF16", "f64": "F64", "i64": "I64"}
 
 
 def to_bf16_bits(a: np.ndarray) -> np.ndarray:
@@ -46,6 +47,8 @@ def _encode(a: np.ndarray, dtype: str) -> bytes:
         return np.ascontiguousarray(a, dtype="<f4").tobytes()
     if dtype == "f64":
         return np.ascontiguousarray(a, dtype="<f8").tobytes()
+    if dtype == "i64":
+        return np.ascontiguousarray(a, dtype="<i8").tobytes()
     if dtype == "f16":
         a32 = np.asarray(a, dtype=np.float32)
         with np.errstate(over="raise"):
@@ -88,8 +91,12 @@ def save(path: str, tensors: Dict[str, Tuple[np.ndarray, str]], metadata: Dict[s
             f.write(b)
 
 
+_INT = {"I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1"}
+
+
 def load(path: str) -> Dict[str, np.ndarray]:
-    """Read a safetensors file; F16/BF16 are converted to float32, F64 stays float64."""
+    """Read a safetensors file; F16/BF16 are converted to float32, F64 stays float64, integer
+    tensors become int64."""
     with open(path, "rb") as f:
         raw = f.read()
     (n,) = struct.unpack("<Q", raw[:8])
@@ -111,6 +118,8 @@ def load(path: str) -> Dict[str, np.ndarray]:
             arr = np.frombuffer(buf, dtype="<f2").astype(np.float32)
         elif dt == "BF16":
             arr = from_bf16_bits(np.frombuffer(buf, dtype="<u2"))
+        elif dt in _INT:
+            arr = np.frombuffer(buf, dtype=_INT[dt]).astype(np.int64)
         else:
             raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {dt}")
         out[name] = arr.reshape(shape)

@@ -25,7 +25,7 @@ ACTIVATIONS = {
 }
 
 PREPROC_OPS = ("standard_scaler", "min_max", "quantile", "logit", "decorrelate")
-OPS = ("dense", "activation", "add", "mul", "concat", "batchnorm", "layernorm") + PREPROC_OPS
+OPS = ("dense", "activation", "add", "mul", "concat", "batchnorm", "layernorm") + PREPROC_OPS + ("flow",)
 ODE_METHODS = ("euler", "midpoint", "rk4", "rk4_classic", "dopri5")
 ODE_KEYS = ("method", "steps", "rtol", "atol", "state", "time")
 
@@ -145,7 +145,12 @@ def validate_spec(spec: dict, shapes: Optional[Dict[str, List[int]]] = None, whe
             continue
         n = widths[ins[0]] if ins else 0
         out = n
-        if op == "dense":
+        if op == "flow":
+            from .flow import validate_flow  # local import: flow imports reference, which imports this
+
+            fp, out = validate_flow(node, widths, shapes, w)
+            P += fp
+        elif op == "dense":
             kshape = shapes.get(node.get("kernel")) if shapes and isinstance(node.get("kernel"), str) else None
             n_out = kshape[1] if kshape and len(kshape) == 2 else None
             if n_out is None and shapes and isinstance(node.get("bias"), str) and node["bias"] in shapes:

@@ -45,7 +45,14 @@ EXPECTED = {
     # the flow-matching vector fields (models/train_cfm_models.py): inputs x[16], context[12], t[1]
     "cfm_resnet": (29, 0, 16),
     "cfm_mlp": (29, 0, 16),
+    # normalizing flows (models/train_flow_models.py)
+    "nflows_maf": (12, 16, 16),
+    "nflows_maf_log_prob": (28, 0, 1),
+    "nflows_maf20": (12, 16, 16),
+    "nflows_maf20_log_prob": (28, 0, 1),
 }
+# Models reading another model's weights file (a flow's sampling and log-density models share one).
+WEIGHTS = {"nflows_maf_log_prob": "nflows_maf", "nflows_maf20_log_prob": "nflows_maf20"}
 
 
 def test_model_list():
@@ -60,7 +67,7 @@ def test_spec_valid(name):
     assert validate_files(path) == []
     spec = load_spec(path)
     assert spec["name"] == name
-    assert spec["weights"] == name + ".safetensors"
+    assert spec["weights"] == WEIGHTS.get(name, name) + ".safetensors"
     n_in, n_noise, n_out = EXPECTED[name]
     assert sum(len(i["columns"]) for i in spec["inputs"]) == n_in
     assert (spec["noise"]["dim"] if "noise" in spec else 0) == n_noise

@@ -6,6 +6,8 @@
 //! * [`act`]: element-wise activations and softmax over a tile of rows.
 //! * [`math`]: SIMD polynomial `exp`, `log`, `tanh`, `sigmoid`, `erf` with documented error.
 //! * [`prep`]: pre/post-processing kernels (scalers, quantile transform, logit, norms).
+//! * [`flow`]: normalizing flows: the MADE sweep (masked autoregressive transforms, one-sweep
+//!   inverse), permutations, the standard normal log density.
 //! * [`weights`]: aligned static weight blobs.
 //! * [`peak`]: the measured FMA peak of a tier (the dense kernel's yardstick).
 //!
@@ -18,6 +20,7 @@ pub mod act;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod dense;
+pub mod flow;
 pub mod isa;
 pub mod math;
 pub mod model;

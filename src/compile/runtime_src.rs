@@ -22,6 +22,7 @@ pub const FILES: &[(&str, &str)] = runtime_files![
     "src/event/input.rs",
     "src/event/mod.rs",
     "src/event/pdg.rs",
+    "src/flow.rs",
     "src/isa.rs",
     "src/lib.rs",
     "src/math.rs",

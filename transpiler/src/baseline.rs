@@ -165,6 +165,7 @@ pub fn scikinc_c(model: &ValidModel, symbol: &str) -> Result<String, Error> {
             }
             Op::LayerNorm { .. } => return Err(unsupported("layernorm")),
             Op::Decorrelate { .. } => return Err(unsupported("decorrelate")),
+            Op::Flow(_) => return Err(unsupported("flow")),
         }
         names.push((node.name.clone(), buf));
     }

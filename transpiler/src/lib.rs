@@ -114,6 +114,10 @@ pub struct Compiled {
     pub summary: String,
     /// Non-fatal findings.
     pub warnings: Vec<String>,
+    /// With [`Config::ptx`]: the PTX backend's error for a model it does not support (the model
+    /// then has no PTX; its generated module has `PTX_UNSUPPORTED` and `ptx_by_name` returns the
+    /// error).
+    pub ptx_skipped: Option<String>,
 }
 
 /// Builder for compiling a set of specs (the `prost-build` shape).
@@ -156,8 +160,11 @@ impl Config {
     }
 
     /// Also writes `<name>.ptx` (the CUDA backend, [`codegen::ptx`]) next to each `<name>.rs`,
-    /// and makes the generated Rust expose it as `PTX`, `PTX_ENTRY` and `ptx_weights()`.
-    /// A model the PTX backend does not support is then a compile error naming the node.
+    /// and makes the generated Rust expose it as `PTX`, `PTX_ENTRY` and `ptx_weights()`; the
+    /// registry gets `ptx_by_name`. A model the PTX backend does not support (an op it lacks,
+    /// rows too wide) is still compiled for the CPU: its module gets `PTX_UNSUPPORTED`, the
+    /// backend's error naming the node, which `ptx_by_name` returns (and
+    /// [`Compiled::ptx_skipped`] reports).
     pub fn ptx(&mut self, on: bool) -> &mut Config {
         self.ptx = on;
         self
@@ -216,11 +223,22 @@ impl Config {
                     hint: "model names must be unique within one build; rename one (field \"name\")".into(),
                 });
             }
+            let mut ptx_skipped = None;
             let (code, blob) = if self.ptx {
-                let ptx = codegen::ptx::generate(&model)?;
-                write_if_changed(&out_dir.join(codegen::ptx::ptx_file_name(&name)), ptx.as_bytes())?;
                 let program = passes::plan(&passes::optimise(&model));
-                (codegen::rust::model_file_with(&program, &rt, true), codegen::rust::blob_bytes(&program))
+                let code = match codegen::ptx::generate(&model) {
+                    Ok(ptx) => {
+                        write_if_changed(&out_dir.join(codegen::ptx::ptx_file_name(&name)), ptx.as_bytes())?;
+                        codegen::rust::model_file_with(&program, &rt, true)
+                    }
+                    Err(e) => {
+                        let reason = e.to_string();
+                        let code = codegen::rust::model_file_without_ptx(&program, &rt, &reason);
+                        ptx_skipped = Some(reason);
+                        code
+                    }
+                };
+                (code, codegen::rust::blob_bytes(&program))
             } else {
                 generate(&model, &rt)
             };
@@ -239,6 +257,7 @@ impl Config {
                 path: abs_out.join(format!("{name}.rs")).display().to_string(),
                 // The same condition under which the model's file defines `ODE` (plan::Ode).
                 ode: model.model().ode.as_ref().is_some_and(|o| ir::ode::columns(model.model(), o).is_some()),
+                has_ptx: self.ptx && ptx_skipped.is_none(),
             });
             done.push(Compiled {
                 name,
@@ -247,6 +266,7 @@ impl Config {
                 weights_file,
                 summary: model.to_string(),
                 warnings: model.warnings().to_vec(),
+                ptx_skipped,
             });
         }
         write_if_changed(&out_dir.join(REGISTRY_FILE), codegen::rust::registry_file_with(&entries, &rt, self.ptx).as_bytes())?;

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use crate::ir::{Activation, Direction, Model, Op, Tensor};
 
+mod flow;
+
 /// Evaluates one row: `input` is all inputs concatenated, `noise` the noise values.
 pub fn eval_row(m: &Model, input: &[f64], noise: &[f64]) -> Result<Vec<f64>, String> {
     let mut env: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
@@ -279,6 +281,13 @@ fn eval_op(op: &Op, get: &dyn Fn(&str) -> Result<Vec<f64>, String>) -> Result<Ve
                         .collect::<Result<_, String>>()?
                 }
             }
+        }
+        Op::Flow(fl) => {
+            let c = match &fl.context {
+                Some(c) => Some(get(c)?),
+                None => None,
+            };
+            flow::eval(fl, &get(&fl.input)?, c.as_deref())?
         }
     })
 }

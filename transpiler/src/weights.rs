@@ -2,8 +2,11 @@
 //!
 //! The file is memory-mapped and every tensor is decoded to `f32` once, here: tensor data in a
 //! safetensors file has no alignment guarantee, so values are read with `from_le_bytes`
-//! (`F32`) or through `half` (`F16`, `BF16`). Tensors of other dtypes are kept as a dtype name
-//! so that lowering can report them against the node that names them.
+//! (`F32`) or through `half` (`F16`, `BF16`). Integer tensors (`I64`, `I32`, `I16`, `I8`, `U8`:
+//! permutations and MADE degrees, saved as the frameworks store them) are decoded to f32 as well
+//! when every value is exact in f32 (|v| ≤ 2²⁴), and marked [`Entry::integer`]. Tensors of other
+//! dtypes are kept as a dtype name so that lowering can report them against the node that names
+//! them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,8 +20,12 @@ use crate::Error;
 pub struct Entry {
     /// Shape as stored.
     pub shape: Vec<usize>,
-    /// Values in f32, or the name of the unsupported dtype.
+    /// Values in f32, or the name of the unsupported dtype (or why its values cannot be read).
     pub data: Result<Vec<f32>, String>,
+    /// Whether the stored dtype is an integer type.
+    pub integer: bool,
+    /// The stored dtype's name (`F32`, `I64`, ...).
+    pub dtype: String,
 }
 
 /// Every tensor of one weights file, by name.
@@ -71,11 +78,14 @@ impl Weights {
         let mut tensors = BTreeMap::new();
         for (name, view) in st.iter() {
             let data = decode(view.dtype(), view.data());
+            let integer = matches!(view.dtype(), Dtype::I64 | Dtype::I32 | Dtype::I16 | Dtype::I8 | Dtype::U8);
             tensors.insert(
                 name.to_owned(),
                 Entry {
                     shape: view.shape().to_vec(),
                     data,
+                    integer,
+                    dtype: format!("{:?}", view.dtype()),
                 },
             );
         }
@@ -98,6 +108,24 @@ fn decode(dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, String> {
             .chunks_exact(2)
             .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect()),
+        Dtype::I64 => ints(bytes.chunks_exact(8).map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))),
+        Dtype::I32 => ints(bytes.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))),
+        Dtype::I16 => ints(bytes.chunks_exact(2).map(|c| i64::from(i16::from_le_bytes([c[0], c[1]])))),
+        Dtype::I8 => ints(bytes.iter().map(|&b| i64::from(b as i8))),
+        Dtype::U8 => ints(bytes.iter().map(|&b| i64::from(b))),
         other => Err(format!("{other:?}")),
     }
+}
+
+/// Integers to f32, if every one is exact in f32.
+fn ints(values: impl Iterator<Item = i64>) -> Result<Vec<f32>, String> {
+    values
+        .map(|v| {
+            if v.unsigned_abs() <= 1 << 24 {
+                Ok(v as f32)
+            } else {
+                Err(format!("integer value {v} (beyond 2^24, not exact in f32)"))
+            }
+        })
+        .collect()
 }

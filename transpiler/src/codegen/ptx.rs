@@ -105,6 +105,15 @@ pub fn ptx_file_name(name: &str) -> String {
     format!("{name}.ptx")
 }
 
+/// Ops this backend does not support yet: a model using one has no PTX ([`generate`] fails,
+/// naming the node; `Config::ptx` then compiles the model for the CPU only).
+pub const UNSUPPORTED_OPS: &[&str] = &["flow"];
+
+/// The nodes of `model` whose op this backend does not support (see [`UNSUPPORTED_OPS`]).
+pub fn unsupported_nodes(model: &ValidModel) -> Vec<(&str, &'static str)> {
+    model.model().nodes.iter().filter(|n| UNSUPPORTED_OPS.contains(&n.op.name())).map(|n| (n.name.as_str(), n.op.name())).collect()
+}
+
 /// The PTX of a validated (unoptimised) model: optimises and plans it like the Rust backend.
 pub fn generate(model: &ValidModel) -> Result<String, Error> {
     let program = crate::passes::plan(&crate::passes::optimise(model));
@@ -134,6 +143,7 @@ fn step_node(s: &Step) -> Option<(&str, &'static str)> {
         Step::LayerNorm { node, .. } => (node, "layernorm"),
         Step::Add { node, .. } => (node, "add"),
         Step::Mul { node, .. } => (node, "mul"),
+        Step::Flow { node, .. } => (node, "flow"),
         _ => return None,
     })
 }
@@ -154,6 +164,7 @@ fn step_width(s: &Step) -> usize {
         | Step::LoadNoise { width, .. }
         | Step::Copy { width, .. } => *width,
         Step::Store { width, .. } => *width,
+        Step::Flow { .. } => 0,
     }
 }
 
@@ -161,7 +172,20 @@ fn step_width(s: &Step) -> usize {
 fn check(p: &Program, ops: &BTreeMap<String, String>) -> Result<(), Error> {
     let mut problems = Vec::new();
     let op_of = |node: &str, kind: &str| ops.get(node).cloned().unwrap_or_else(|| kind.to_owned());
+    let mut unsupported = std::collections::BTreeSet::new();
     for s in &p.steps {
+        if let Step::Flow { node, .. } = s {
+            if unsupported.insert(node.as_str()) {
+                problems.push(Problem::node(
+                    &p.source,
+                    node,
+                    &op_of(node, "flow"),
+                    "the PTX backend does not support op flow (normalizing flows) yet",
+                    "run this model on the CPU (`--device cpu`); a build that compiles PTX skips it (see docs/cuda.md)",
+                ));
+            }
+            continue;
+        }
         if let Some((node, kind)) = step_node(s) {
             let w = step_width(s);
             if w > MAX_WIDTH {
@@ -1804,6 +1828,8 @@ impl Kernel<'_> {
                     k.st(y, j, &s);
                 });
             }
+            // Rejected by `check` before any text is written.
+            Step::Flow { .. } => {}
             Step::Store { src, width, col0 } => {
                 self.f
                     .comment(format!("store output columns {col0}..{}", col0 + width));

@@ -15,7 +15,9 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::ir::{Activation, Distribution};
-use crate::passes::plan::{Buf, Program, Step};
+use crate::passes::plan::{Buf, FlowStep, Program, Step};
+
+mod flow;
 
 /// `tracking_resolution` → `TrackingResolution`.
 pub fn camel_name(name: &str) -> String {
@@ -176,6 +178,23 @@ pub fn model_file(p: &Program, rt: &TokenStream) -> String {
 /// [`model_file`], plus, when `ptx` is set, the items that wire the model to its PTX
 /// (`<name>.ptx`, written next to the Rust file): `PTX`, `PTX_ENTRY` and `ptx_weights()`.
 pub fn model_file_with(p: &Program, rt: &TokenStream, ptx: bool) -> String {
+    model_file_impl(p, rt, if ptx { Ptx::Compiled } else { Ptx::None })
+}
+
+/// [`model_file`] of a model the PTX backend does not support, in a build that compiles PTX:
+/// the generated module has `PTX_UNSUPPORTED`, the backend's error, instead of `PTX`.
+pub fn model_file_without_ptx(p: &Program, rt: &TokenStream, reason: &str) -> String {
+    model_file_impl(p, rt, Ptx::Unsupported(reason))
+}
+
+/// The PTX items of a generated model.
+enum Ptx<'a> {
+    None,
+    Compiled,
+    Unsupported(&'a str),
+}
+
+fn model_file_impl(p: &Program, rt: &TokenStream, ptx: Ptx) -> String {
     let camel = format_ident!("{}", camel_name(&p.name));
     let upper = format_ident!("{}", upper_name(&p.name));
     let name = &p.name;
@@ -437,6 +456,10 @@ pub fn model_file_with(p: &Program, rt: &TokenStream, ptx: bool) -> String {
                 let (wd, c0) = (usize_lit(*width), usize_lit(*col0));
                 body.push(quote!(#rt::prep::copy_columns(n, &#s[..], #ss, 0, #wd, &mut *y, N_OUTPUTS, #c0);));
             }
+            Step::Flow { step, .. } => {
+                uses_tier |= matches!(step, FlowStep::Maf { .. });
+                flow::step(rt, i, step, &w, &buf, &mut setup, &mut consts, &mut body);
+            }
         }
     }
     let buffers = p.slots.iter().enumerate().map(|(i, &size)| {
@@ -446,6 +469,13 @@ pub fn model_file_with(p: &Program, rt: &TokenStream, ptx: bool) -> String {
         quote! {
             let mut #rows_id = [[0.0f32; #size]; T];
             let #id = #rows_id.as_flattened_mut();
+        }
+    });
+    let flow_scratch = (p.flow_scratch > 0).then(|| {
+        let n = usize_lit(flow::scratch_per_row(p.flow_scratch));
+        quote! {
+            let mut flow_rows = [[0.0f32; #n]; T];
+            let flow_scratch = flow_rows.as_flattened_mut();
         }
     });
     let weights_let = has_weights.then(|| quote!(let w = #rt::weights::f32s(BLOB);));
@@ -480,7 +510,14 @@ pub fn model_file_with(p: &Program, rt: &TokenStream, ptx: bool) -> String {
         quote!(2..=#small => tiles::<#small>(tier, rows, inputs, noise, out),)
     });
 
-    let ptx_items = ptx.then(|| {
+    let ptx_unsupported = match ptx {
+        Ptx::Unsupported(reason) => Some(quote! {
+            /// Why this model has no PTX: the PTX backend's error (run it on the CPU).
+            pub const PTX_UNSUPPORTED: &str = #reason;
+        }),
+        _ => None,
+    };
+    let ptx_items = matches!(ptx, Ptx::Compiled).then(|| {
         let file = super::ptx::ptx_file_name(name);
         let entry = super::ptx::entry_name(name);
         let weights = if has_weights {
@@ -514,6 +551,7 @@ pub fn model_file_with(p: &Program, rt: &TokenStream, ptx: bool) -> String {
         #(#arrays)*
         #ptx_items
         #ode_items
+        #ptx_unsupported
 
         /// Rows per tile: each stack buffer stays within 64 KiB.
         const TILE: usize = #tile;
@@ -555,6 +593,7 @@ pub fn model_file_with(p: &Program, rt: &TokenStream, ptx: bool) -> String {
                 #weights_let
                 #(#setup)*
                 #(#buffers)*
+                #flow_scratch
                 let mut row0 = 0usize;
                 while row0 < rows {
                     let n = ::core::cmp::min(T, rows - row0);
@@ -580,6 +619,9 @@ pub struct RegistryEntry {
     pub path: String,
     /// The model has an `ode` section (its module defines `ODE`).
     pub ode: bool,
+    /// In a registry with PTX: whether this model has PTX (else its module has
+    /// `PTX_UNSUPPORTED`).
+    pub has_ptx: bool,
 }
 
 /// `flashc_models.rs`: one module per model, re-exports, `MODELS` (sorted by name) and `by_name`.
@@ -624,14 +666,19 @@ pub fn registry_file_with(entries: &[RegistryEntry], rt: &TokenStream, ptx: bool
         let arms = entries.iter().map(|e| {
             let m = format_ident!("{}", e.name);
             let name = &e.name;
-            quote!(#name => Some((#m::PTX, #m::PTX_ENTRY, #m::ptx_weights())),)
+            if e.has_ptx {
+                quote!(#name => Ok((#m::PTX, #m::PTX_ENTRY, #m::ptx_weights())),)
+            } else {
+                quote!(#name => Err(#m::PTX_UNSUPPORTED.to_owned()),)
+            }
         });
         quote! {
-            /// The PTX of the model named `name`: `(ptx text, kernel entry, weight blob)`.
-            pub fn ptx_by_name(name: &str) -> Option<(&'static str, &'static str, &'static [u8])> {
+            /// The PTX of the model named `name`: `(ptx text, kernel entry, weight blob)`; or why
+            /// there is none (no such model, or the PTX backend's error for it).
+            pub fn ptx_by_name(name: &str) -> Result<(&'static str, &'static str, &'static [u8]), String> {
                 match name {
                     #(#arms)*
-                    _ => None,
+                    _ => Err(format!("no compiled model is named \"{name}\"")),
                 }
             }
         }

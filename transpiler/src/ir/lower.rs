@@ -14,6 +14,8 @@ use crate::error::Problem;
 use crate::spec::{NodeSpec, Spec};
 use crate::weights::Weights;
 
+mod flow;
+
 /// The result of lowering: a model (possibly missing broken nodes) and what went wrong.
 #[derive(Debug, Clone)]
 pub struct Lowered {
@@ -230,8 +232,27 @@ impl Fields<'_> {
     }
 
     fn tensor_named(&mut self, key: &str, name: &str) -> Option<Tensor> {
+        self.tensor_of(key, name, false)
+    }
+
+    /// A tensor of floats (`integer == false`; integer dtypes are rejected) or of integers
+    /// (`integer == true`; an integer dtype, or floats that are all whole numbers).
+    fn tensor_of(&mut self, key: &str, name: &str, integer: bool) -> Option<Tensor> {
         self.used.insert(name.to_owned());
         match self.weights.tensors.get(name) {
+            Some(entry) if entry.integer != integer && !(integer && entry.data.as_ref().is_ok_and(|d| d.iter().all(|x| x.fract() == 0.0))) => {
+                let (msg, hint) = if integer {
+                    (format!("field \"{key}\" needs integers, the tensor holds non-integer values"), "save the buffer as an integer tensor (int64), as the framework stores it")
+                } else {
+                    (
+                        format!("field \"{key}\": dtype {} is not supported (supported: F32, F16, BF16; integer dtypes only where the spec needs integers)", entry.dtype),
+                        "export the tensor as float32, float16 or bfloat16",
+                    )
+                };
+                self.ok = false;
+                self.problems.push(Problem::node(self.file, &self.ns.name, &self.ns.op, msg, hint).with_tensor(name));
+                None
+            }
             Some(entry) => match &entry.data {
                 Ok(data) => Some(Tensor {
                     name: name.to_owned(),
@@ -245,7 +266,7 @@ impl Fields<'_> {
                             self.file,
                             &self.ns.name,
                             &self.ns.op,
-                            format!("field \"{key}\": dtype {dtype} is not supported (supported: F32, F16, BF16)"),
+                            format!("field \"{key}\": dtype {dtype} is not supported (supported: F32, F16, BF16; integers I64, I32, I16, I8, U8 where the spec needs integers)"),
                             "export the tensor as float32, float16 or bfloat16",
                         )
                         .with_tensor(name),
@@ -353,6 +374,11 @@ impl Fields<'_> {
             None => return Some(Activation::Linear),
             Some(v) => v,
         };
+        self.activation_value(v)
+    }
+
+    /// Parses an activation object.
+    fn activation_value(&mut self, v: Value) -> Option<Activation> {
         let Value::Object(obj) = v else {
             self.problem(format!("field \"activation\" must be an object such as {{\"kind\": \"relu\"}}, found {v}"), "every activation parameter is explicit; see docs/spec.md");
             return None;
@@ -613,6 +639,7 @@ impl Fields<'_> {
                     mean: mean?,
                 }
             }
+            "flow" => return self.flow(),
             other => {
                 self.problem(
                     format!("unknown op \"{other}\""),

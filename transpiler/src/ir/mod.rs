@@ -18,6 +18,7 @@
 //!   baselines (e.g. a naive interpreter) can be built from it;
 //! * [`crate::passes`] rewrites it (folding, fusion) and plans buffers for codegen.
 
+pub mod flow;
 pub mod lower;
 pub mod ode;
 pub mod validate;
@@ -274,6 +275,8 @@ pub enum Op {
         matrix: Tensor,
         mean: Option<Tensor>,
     },
+    /// A normalizing flow: sampling or log density ([`flow`]).
+    Flow(Box<flow::Flow>),
 }
 
 impl Op {
@@ -291,6 +294,7 @@ impl Op {
         "quantile",
         "logit",
         "decorrelate",
+        "flow",
     ];
 
     /// The spec's op name.
@@ -308,6 +312,7 @@ impl Op {
             Op::Quantile { .. } => "quantile",
             Op::Logit { .. } => "logit",
             Op::Decorrelate { .. } => "decorrelate",
+            Op::Flow(_) => "flow",
         }
     }
 
@@ -325,6 +330,7 @@ impl Op {
             }
             Op::Add { a, b } | Op::Mul { a, b } => vec![a.as_str(), b.as_str()],
             Op::Concat { inputs } => inputs.iter().map(String::as_str).collect(),
+            Op::Flow(f) => std::iter::once(f.input.as_str()).chain(f.context.as_deref()).collect(),
             Op::Activation { input, .. }
             | Op::BatchNorm { input, .. }
             | Op::LayerNorm { input, .. }
@@ -365,6 +371,7 @@ impl Op {
             Op::Decorrelate { matrix, mean, .. } => {
                 std::iter::once(matrix).chain(mean.as_ref()).collect()
             }
+            Op::Flow(f) => f.tensors(),
         }
     }
 
@@ -380,7 +387,7 @@ impl Op {
             | Op::Quantile { input, .. }
             | Op::Logit { input, .. }
             | Op::Decorrelate { input, .. } => Some(input),
-            Op::Add { .. } | Op::Mul { .. } | Op::Concat { .. } => None,
+            Op::Add { .. } | Op::Mul { .. } | Op::Concat { .. } | Op::Flow(_) => None,
         }
     }
 }

@@ -12,6 +12,8 @@ use super::*;
 use crate::error::Problem;
 use crate::Error;
 
+mod flow;
+
 /// A model that passed validation, with the width of every value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidModel {
@@ -80,6 +82,14 @@ impl ValidModel {
                 Op::Dense { kernel, .. } | Op::Decorrelate { matrix: kernel, .. } => {
                     kernel.data.len()
                 }
+                Op::Flow(f) => f
+                    .transforms
+                    .iter()
+                    .map(|t| match t {
+                        super::flow::FlowTransform::AffineAutoregressive { made, .. } => made.macs(),
+                        _ => 0,
+                    })
+                    .sum(),
                 _ => 0,
             })
             .sum()
@@ -776,6 +786,7 @@ impl NodeCheck<'_> {
                 }
                 ok.then_some(w)
             }
+            Op::Flow(f) => self.flow(f),
         }
     }
 }

@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 
 use crate::ir::{Activation, Direction, Distribution, Op, Tensor, ValidModel};
 
+pub mod flow;
+pub use flow::FlowStep;
+
 /// Output columns per packed kernel panel (the runtime's `dense::PANEL`).
 pub const PANEL: usize = 16;
 /// Largest tile buffer, in f32.
@@ -59,6 +62,8 @@ pub struct Program {
     pub arrays: Vec<BlobArray>,
     /// The calls, in order, run once per tile.
     pub steps: Vec<Step>,
+    /// Scratch floats per row the flow kernels need (0 without flows).
+    pub flow_scratch: usize,
     /// How the model is integrated, when it is a flow-matching vector field (`ode` section).
     pub ode: Option<Ode>,
 }
@@ -199,6 +204,8 @@ pub enum Step {
     },
     /// Copies a value to the caller's output rows at column `col0`.
     Store { src: Buf, width: usize, col0: usize },
+    /// A normalizing-flow kernel call of flow node `node`.
+    Flow { node: String, step: FlowStep },
 }
 
 struct Planner {
@@ -608,6 +615,11 @@ pub fn plan(model: &ValidModel) -> Program {
                     sub: si,
                 });
             }
+            Op::Flow(fl) => {
+                let d = model.width(&fl.input);
+                let c = fl.context.as_deref().map_or(0, |v| model.width(v));
+                flow::plan(&mut p, name, fl, d, c);
+            }
         }
         // Free the inputs that die here.
         let inputs: Vec<&str> = node.op.inputs();
@@ -648,14 +660,21 @@ pub fn plan(model: &ValidModel) -> Program {
         macs_per_row: p
             .steps
             .iter()
-            .map(|s| {
-                if let Step::Dense { n_in, n_out, .. } = s {
-                    (n_in * n_out) as u64
-                } else {
-                    0
-                }
+            .map(|s| match s {
+                Step::Dense { n_in, n_out, .. } => (n_in * n_out) as u64,
+                Step::Flow { step: FlowStep::Maf { made, .. }, .. } => made.macs as u64,
+                _ => 0,
             })
             .sum(),
+        flow_scratch: p
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Flow { step: FlowStep::Maf { made, .. }, .. } => made.per_row,
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0),
         slots: p.slots,
         blob: p.blob,
         arrays: p.arrays,

@@ -1,0 +1,231 @@
+"""The `flow` op of a flashc/1 spec (docs/flows.md): structural validation and a float64
+reference evaluation (nflows' algorithms: MADE passes on the masked weights, the inverse of an
+autoregressive transform by D full passes)."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+MODES = ("sample", "log_prob")
+KINDS = ("permutation", "batchnorm", "affine_autoregressive")
+
+
+def _act(a: dict, x: np.ndarray) -> np.ndarray:
+    from .reference import act
+
+    return act(a, x)
+
+
+# -- validation -------------------------------------------------------------------------------
+
+class _Check:
+    def __init__(self, where: str, shapes: Optional[Dict[str, List[int]]]):
+        self.where = where
+        self.shapes = shapes
+        self.problems: List[str] = []
+
+    def p(self, msg: str):
+        self.problems.append(f"{self.where}: {msg}")
+
+    def tensor(self, obj: dict, key: str, path: str, shape=None) -> Optional[List[int]]:
+        name = obj.get(key)
+        if not isinstance(name, str):
+            self.p(f"{path}: field {key!r} must name a tensor")
+            return None
+        if self.shapes is None:
+            return None
+        if name not in self.shapes:
+            self.p(f"{path}: tensor {name!r} is missing from the weights")
+            return None
+        got = list(self.shapes[name])
+        if shape is not None and got != list(shape):
+            self.p(f"{path}: tensor {name!r} has shape {got}, expected {list(shape)}")
+        return got
+
+    def masked(self, obj, path, n_in, degrees=True) -> Optional[int]:
+        if not isinstance(obj, dict):
+            self.p(f"{path} must be an object")
+            return None
+        shp = self.tensor(obj, "weight", path)
+        n_out = shp[0] if shp and len(shp) == 2 else None
+        if shp is not None and (len(shp) != 2 or shp[1] != n_in):
+            self.p(f"{path}: weight has shape {shp}, expected [n_out, {n_in}]")
+        self.tensor(obj, "bias", path, [n_out] if n_out is not None else None)
+        if degrees or "degrees" in obj:
+            self.tensor(obj, "degrees", path, [n_out] if n_out is not None else None)
+        return n_out if self.shapes is not None else 0
+
+    def norm(self, obj, path, n):
+        if not isinstance(obj, dict):
+            self.p(f"{path} must be an object")
+            return
+        for f in ("gamma", "beta", "mean", "var"):
+            self.tensor(obj, f, path, [n] if n else None)
+        if not isinstance(obj.get("eps"), (int, float)) or obj["eps"] < 0:
+            self.p(f"{path}: \"eps\" is required (a non-negative number)")
+
+
+def validate_flow(node: dict, widths: Dict[str, int], shapes, where: str) -> Tuple[List[str], int]:
+    """Problems of a flow node and its output width. `widths` holds the widths of defined values."""
+    c = _Check(where, shapes)
+    d = widths.get(node.get("input"), 0)
+    ctx = node.get("context")
+    cw = widths.get(ctx) if ctx is not None else None
+    if ctx is not None and cw is None:
+        c.p(f"context {ctx!r} is not defined before this node")
+    if node.get("mode") not in MODES:
+        c.p(f"\"mode\" must be one of {list(MODES)}")
+    if node.get("base") != "standard_normal":
+        c.p("\"base\" must be \"standard_normal\"")
+    ts = node.get("transforms")
+    if not isinstance(ts, list) or not ts:
+        c.p("\"transforms\" must be a non-empty list")
+        ts = []
+    for i, t in enumerate(ts):
+        path = f"transforms[{i}]"
+        if not isinstance(t, dict) or t.get("kind") not in KINDS:
+            c.p(f"{path}: \"kind\" must be one of {list(KINDS)}")
+            continue
+        k = t["kind"]
+        if k == "permutation":
+            c.tensor(t, "permutation", path, [d])
+        elif k == "batchnorm":
+            for f in ("weight", "bias", "mean", "var"):
+                c.tensor(t, f, path, [d])
+            if not isinstance(t.get("eps"), (int, float)) or t["eps"] < 0:
+                c.p(f"{path}: \"eps\" is required (a non-negative number)")
+        else:
+            if t.get("params") not in (["scale", "shift"], ["shift", "scale"]):
+                c.p(f"{path}: \"params\" must be [\"scale\", \"shift\"] or [\"shift\", \"scale\"]")
+            s = t.get("scale", {})
+            if not (isinstance(s, dict) and ((s.get("kind") == "softplus" and "threshold" in s and "eps" in s)
+                                             or (s.get("kind") == "soft_clip_exp" and "bound" in s))):
+                c.p(f"{path}: \"scale\" must be {{kind: softplus, threshold, eps}} or {{kind: soft_clip_exp, bound}}")
+            m = t.get("made")
+            if not isinstance(m, dict):
+                c.p(f"{path}: \"made\" must be an object")
+                continue
+            mp = f"{path}.made"
+            if m.get("kind") not in ("residual", "feedforward"):
+                c.p(f"{mp}: \"kind\" must be \"residual\" or \"feedforward\"")
+            if "input_degrees" in m:
+                c.tensor(m, "input_degrees", mp, [d])
+            h = c.masked(m.get("initial"), f"{mp}.initial", d)
+            if "context" in m:
+                if cw is None:
+                    c.p(f"{mp}.context: the MADE is conditional but the flow has no \"context\"")
+                else:
+                    c.tensor(m["context"], "weight", f"{mp}.context", [h, cw] if h else None)
+            for j, b in enumerate(m.get("blocks", [])):
+                bp = f"{mp}.blocks[{j}]"
+                if not isinstance(b, dict):
+                    c.p(f"{bp} must be an object")
+                    continue
+                if m.get("kind") == "residual":
+                    lins = b.get("linear")
+                    if not isinstance(lins, list) or len(lins) != 2:
+                        c.p(f"{bp}: \"linear\" must list 2 layers")
+                        continue
+                    for q, n in enumerate(b.get("batchnorm", [])):
+                        c.norm(n, f"{bp}.batchnorm[{q}]", h)
+                    t0 = c.masked(lins[0], f"{bp}.linear[0]", h)
+                    if "context" in b and cw is not None:
+                        c.tensor(b["context"], "weight", f"{bp}.context", [t0, cw] if t0 else None)
+                    c.masked(lins[1], f"{bp}.linear[1]", t0)
+                else:
+                    if "batchnorm" in b:
+                        c.norm(b["batchnorm"], f"{bp}.batchnorm", h)
+                    h = c.masked(b.get("linear"), f"{bp}.linear", h)
+            out = c.masked(m.get("final"), f"{mp}.final", h, degrees=False)
+            if out is not None and shapes is not None and out != 2 * d:
+                c.p(f"{mp}.final: {out} outputs, expected {2 * d} (2 parameters per feature)")
+    return c.problems, (d if node.get("mode") == "sample" else 1)
+
+
+# -- reference evaluation ---------------------------------------------------------------------
+
+def _linear(obj, T, x):
+    y = x @ T[obj["weight"]].T
+    if "bias" in obj:
+        y = y + T[obj["bias"]]
+    return y
+
+
+def _norm(n, T, x):
+    return (x - T[n["mean"]]) / np.sqrt(T[n["var"]] + n["eps"]) * T[n["gamma"]] + T[n["beta"]]
+
+
+def made(m: dict, T, x: np.ndarray, c: Optional[np.ndarray]) -> np.ndarray:
+    """The MADE's outputs [N, D·m] at x [N, D]."""
+    a = m["activation"]
+    h = _linear(m["initial"], T, x)
+    if "context" in m:
+        h = h + _act(m["context"]["activation"], _linear(m["context"], T, c))
+    if m["kind"] == "feedforward":
+        h = _act(a, h)
+    for b in m["blocks"]:
+        if m["kind"] == "residual":
+            t = h
+            if "batchnorm" in b:
+                t = _norm(b["batchnorm"][0], T, t)
+            t = _linear(b["linear"][0], T, _act(a, t))
+            if "context" in b:
+                t = t + _linear(b["context"], T, c)
+            if "batchnorm" in b:
+                t = _norm(b["batchnorm"][1], T, t)
+            h = h + _linear(b["linear"][1], T, _act(a, t))
+        else:
+            t = _norm(b["batchnorm"], T, h) if "batchnorm" in b else h
+            h = _act(a, _linear(b["linear"], T, t))
+    return _linear(m["final"], T, h)
+
+
+def _scale(s: dict, u: np.ndarray) -> np.ndarray:
+    if s["kind"] == "softplus":
+        return np.where(u > s["threshold"], u, np.logaddexp(0.0, u)) + s["eps"]
+    return np.exp(u / (1.0 + np.abs(u) / s["bound"]))
+
+
+def _affine_params(t, T, x, c):
+    p = made(t["made"], T, x, c).reshape(x.shape[0], x.shape[1], 2)
+    si = 0 if t["params"] == ["scale", "shift"] else 1
+    return _scale(t["scale"], p[..., si]), p[..., 1 - si]
+
+
+def _forward(t, T, x, c):
+    k = t["kind"]
+    if k == "permutation":
+        return x[:, T[t["permutation"]].astype(int)], np.zeros(x.shape[0])
+    if k == "batchnorm":
+        w, sd = T[t["weight"]], np.sqrt(T[t["var"]] + t["eps"])
+        y = w * (x - T[t["mean"]]) / sd + T[t["bias"]]
+        return y, np.full(x.shape[0], np.sum(np.log(w) - np.log(sd)))
+    s, shift = _affine_params(t, T, x, c)
+    return s * x + shift, np.log(s).sum(axis=1)
+
+
+def _inverse(t, T, y, c):
+    k = t["kind"]
+    if k == "permutation":
+        return y[:, np.argsort(T[t["permutation"]].astype(int))]
+    if k == "batchnorm":
+        return (y - T[t["bias"]]) / T[t["weight"]] * np.sqrt(T[t["var"]] + t["eps"]) + T[t["mean"]]
+    x = np.zeros_like(y)
+    for _ in range(y.shape[1]):
+        s, shift = _affine_params(t, T, x, c)
+        x = (y - shift) / s
+    return x
+
+
+def evaluate_flow(node: dict, T, x: np.ndarray, c: Optional[np.ndarray]) -> np.ndarray:
+    if node["mode"] == "sample":
+        for t in reversed(node["transforms"]):
+            x = _inverse(t, T, x, c)
+        return x
+    ld = np.zeros(x.shape[0])
+    for t in node["transforms"]:
+        x, l = _forward(t, T, x, c)
+        ld = ld + l
+    d = x.shape[1]
+    return (-0.5 * np.sum(x * x, axis=1) - 0.5 * d * np.log(2 * np.pi) + ld)[:, None]

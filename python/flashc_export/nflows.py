@@ -1,0 +1,230 @@
+"""nflows exporter: a trained `nflows.flows.Flow` (its `CompositeTransform` tree) as flashc/1
+`flow` nodes (docs/flows.md).
+
+    from flashc_export import nflows as fxn
+    fxn.export("models/jets", "jets", flow, columns=[...], context_columns=[...])
+
+writes `models/jets.safetensors`, `models/jets.json` (sampling: context + base noise `z` ->
+samples, i.e. `flow._transform.inverse(z, context)`) and `models/jets_log_prob.json`
+(x + context -> `flow.log_prob(x, context)`), both reading the same weights.
+
+Supported: `CompositeTransform` (nested), `MaskedAffineAutoregressiveTransform` (MADE with
+residual or feed-forward blocks, context, batch norm), `RandomPermutation` /
+`ReversePermutation` / `Permutation`, `BatchNorm`; base `StandardNormal`; no embedding net.
+Anything else is an `ExportError` naming the module and where it sits.
+"""
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Sequence
+
+from .builder import ExportError, GraphBuilder, dumps
+
+SUPPORTED = ("CompositeTransform", "MaskedAffineAutoregressiveTransform", "RandomPermutation", "ReversePermutation",
+             "Permutation", "BatchNorm")
+
+
+def _np(t):
+    return t.detach().cpu().double().numpy()
+
+
+def activation_of(fn, where: str) -> dict:
+    """The spec activation of a MADE's activation (a function such as F.relu, or a module)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .torch import _module_activation
+
+    if isinstance(fn, torch.nn.Module):
+        a = _module_activation(fn)
+        if a is not None:
+            return a
+    table = {F.relu: {"kind": "relu"}, torch.relu: {"kind": "relu"}, torch.tanh: {"kind": "tanh"},
+             F.tanh: {"kind": "tanh"}, torch.sigmoid: {"kind": "sigmoid"}, F.sigmoid: {"kind": "sigmoid"},
+             F.silu: {"kind": "silu"}, F.elu: {"kind": "elu", "alpha": 1.0},
+             F.gelu: {"kind": "gelu", "approximate": "none"}, F.leaky_relu: {"kind": "leaky_relu", "alpha": 0.01},
+             F.softplus: {"kind": "softplus", "beta": 1.0, "threshold": 20.0}}
+    for f, a in table.items():
+        if fn is f:
+            return dict(a)
+    raise ExportError(f"{where}: activation {getattr(fn, '__name__', fn)!r} is not supported; use F.relu, torch.tanh, "
+                      "torch.sigmoid, F.silu, F.elu, F.gelu, F.leaky_relu, F.softplus or an equivalent nn module")
+
+
+class _Writer:
+    """Turns the modules of one flow into the JSON of its transforms, tensors into `b`."""
+
+    def __init__(self, b: GraphBuilder, prefix: str):
+        self.b = b
+        self.prefix = prefix
+
+    def t(self, path: str, value) -> str:
+        return self.b.tensor(self.prefix, path, _np(value))
+
+    def i(self, path: str, value) -> str:
+        return self.b.int_tensor(self.prefix, path, value.detach().cpu().numpy())
+
+    def masked(self, layer, path: str, degrees: bool = True) -> dict:
+        o = {"weight": self.t(f"{path}/weight", layer.weight * layer.mask), "bias": self.t(f"{path}/bias", layer.bias)}
+        if degrees:
+            o["degrees"] = self.i(f"{path}/degrees", layer.degrees)
+        return o
+
+    def linear(self, layer, path: str) -> dict:
+        o = {"weight": self.t(f"{path}/weight", layer.weight)}
+        if layer.bias is not None:
+            o["bias"] = self.t(f"{path}/bias", layer.bias)
+        return o
+
+    def norm(self, bn, path: str, where: str) -> dict:
+        if not bn.track_running_stats or bn.running_mean is None or not bn.affine:
+            raise ExportError(f"{where}: BatchNorm1d must be affine and track running statistics")
+        return {"gamma": self.t(f"{path}/gamma", bn.weight), "beta": self.t(f"{path}/beta", bn.bias),
+                "mean": self.t(f"{path}/mean", bn.running_mean), "var": self.t(f"{path}/var", bn.running_var),
+                "eps": float(bn.eps)}
+
+    def made(self, made, path: str, where: str, features: int) -> dict:
+        from nflows.transforms.made import MaskedFeedforwardBlock, MaskedResidualBlock
+
+        act = activation_of(made.activation, where)
+        n_in = made.initial_layer.mask.shape[1]
+        if n_in != features:
+            raise ExportError(f"{where}: the MADE has {n_in} inputs, the flow {features} features")
+        # nflows' input degrees are always 1..D: "input_degrees" is omitted.
+        m = {"kind": "residual" if made.use_residual_blocks else "feedforward", "activation": act,
+             "initial": self.masked(made.initial_layer, f"{path}/initial")}
+        if hasattr(made, "context_layer"):
+            m["context"] = dict(self.linear(made.context_layer, f"{path}/context"), activation=act)
+        blocks = []
+        for j, blk in enumerate(made.blocks):
+            bp, bw = f"{path}/blocks/{j}", f"{where}.blocks[{j}]"
+            if isinstance(blk, MaskedResidualBlock):
+                o = {}
+                if blk.use_batch_norm:
+                    o["batchnorm"] = [self.norm(blk.batch_norm_layers[q], f"{bp}/batchnorm/{q}", bw) for q in range(2)]
+                o["linear"] = [self.masked(blk.linear_layers[q], f"{bp}/linear/{q}") for q in range(2)]
+                if hasattr(blk, "context_layer"):
+                    o["context"] = self.linear(blk.context_layer, f"{bp}/context")
+            elif isinstance(blk, MaskedFeedforwardBlock):
+                o = {}
+                if blk.batch_norm is not None:
+                    o["batchnorm"] = self.norm(blk.batch_norm, f"{bp}/batchnorm", bw)
+                o["linear"] = self.masked(blk.linear, f"{bp}/linear")
+            else:
+                raise ExportError(f"{bw}: MADE block {type(blk).__name__} is not supported")
+            blocks.append(o)
+        m["blocks"] = blocks
+        m["final"] = self.masked(made.final_layer, f"{path}/final", degrees=False)
+        return m
+
+    def transform(self, t, i: int, features: int) -> dict:
+        from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
+        from nflows.transforms.made import MADE
+        from nflows.transforms.normalization import BatchNorm
+        from nflows.transforms.permutations import Permutation
+
+        where, path = f"transforms[{i}] ({type(t).__name__})", f"t{i}"
+        if isinstance(t, Permutation):
+            if t._dim != 1:
+                raise ExportError(f"{where}: only permutations of dim 1 (the features) are supported")
+            return {"kind": "permutation", "permutation": self.i(f"{path}/permutation", t._permutation)}
+        if isinstance(t, BatchNorm):
+            if t.training:
+                raise ExportError(f"{where}: BatchNorm must be in eval mode (call flow.eval())")
+            return {"kind": "batchnorm", "weight": self.t(f"{path}/weight", t.weight), "bias": self.t(f"{path}/bias", t.bias),
+                    "mean": self.t(f"{path}/mean", t.running_mean), "var": self.t(f"{path}/var", t.running_var),
+                    "eps": float(t.eps)}
+        if type(t) is MaskedAffineAutoregressiveTransform:
+            net = t.autoregressive_net
+            if not isinstance(net, MADE):
+                raise ExportError(f"{where}: the autoregressive net {type(net).__name__} is not nflows' MADE")
+            return {"kind": "affine_autoregressive", "params": ["scale", "shift"],
+                    "scale": {"kind": "softplus", "threshold": 20.0, "eps": float(t._epsilon)},
+                    "made": self.made(net, f"{path}/made", f"{where}.made", features)}
+        raise ExportError(f"{where}: nflows transform {type(t).__module__}.{type(t).__name__} is not supported; "
+                          f"supported: {', '.join(SUPPORTED)}")
+
+
+def flatten(transform) -> List:
+    """The transforms of a (nested) CompositeTransform, in order."""
+    from nflows.transforms.base import CompositeTransform
+
+    if isinstance(transform, CompositeTransform):
+        out = []
+        for t in transform._transforms:
+            out += flatten(t)
+        return out
+    return [transform]
+
+
+def transforms_json(b: GraphBuilder, flow, features: int, prefix: str = "flow") -> List[dict]:
+    """The `transforms` list of a flow node for `flow` (tensors added to `b`)."""
+    w = _Writer(b, prefix)
+    return [w.transform(t, i, features) for i, t in enumerate(flatten(flow._transform))]
+
+
+def check_flow(flow) -> int:
+    """Checks the parts of an nflows Flow other than its transforms; returns D."""
+    import torch
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+
+    if not isinstance(flow, Flow):
+        raise ExportError(f"expected an nflows.flows.Flow, got {type(flow).__name__}")
+    if flow.training:
+        raise ExportError("the flow is in training mode: call flow.eval() before exporting (batch norms)")
+    if not isinstance(flow._embedding_net, torch.nn.Identity):
+        raise ExportError(f"embedding net {type(flow._embedding_net).__name__} is not supported: export it as a "
+                          "separate network, or pass the embedded context")
+    dist = flow._distribution
+    if type(dist) is not StandardNormal or len(dist._shape) != 1:
+        raise ExportError(f"base distribution {type(dist).__name__} is not supported; the base must be a 1-D StandardNormal")
+    return int(dist._shape[0])
+
+
+def export(path_prefix: str, name: str, flow, *, columns: Sequence[str], context_columns: Optional[Sequence[str]] = None,
+           log_prob: bool = True, dtype: str = "f32", description: Optional[str] = None):
+    """Export an nflows Flow (in eval mode). Writes `path_prefix.safetensors`, `path_prefix.json`
+    (model `name`: samples `x = T⁻¹(z; context)` from the base noise `z`, a normal noise input of
+    D columns) and, with `log_prob`, `<dir>/<name>_log_prob.json` (model `<name>_log_prob`:
+    `log p(x | context)` of inputs `x` and `context`). Returns the written specs."""
+    from .validate import validate_spec
+
+    d = check_flow(flow)
+    cols = [str(c) for c in columns]
+    if len(cols) != d:
+        raise ExportError(f"columns has {len(cols)} names, the flow has {d} features")
+    ctx_cols = [str(c) for c in context_columns or []]
+    if not ctx_cols:
+        raise ExportError("give context_columns: a flashc/1 model needs an input, so only conditional flows are exported")
+    b = GraphBuilder(dtype)
+    b.declare("context", len(ctx_cols))
+    b.declare("z", d)
+    transforms = transforms_json(b, flow, d)
+
+    def node(value: str, input: str, mode: str) -> dict:
+        return {"name": value, "op": "flow", "input": input, "context": "context", "mode": mode,
+                "base": "standard_normal", "transforms": transforms}
+
+    b.nodes = [node("x", "z", "sample")]
+    b.widths["x"] = d
+    spec = b.write(path_prefix, name, [{"name": "context", "columns": ctx_cols}],
+                   {"name": "z", "dim": d, "distribution": "normal"}, [{"value": "x", "columns": cols}], description)
+    specs = [spec]
+    if log_prob:
+        lp = {"format": spec["format"], "name": f"{name}_log_prob"}
+        if description:
+            lp["description"] = description + " (log density)"
+        lp["weights"] = spec["weights"]
+        lp["inputs"] = [{"name": "x", "columns": cols}, {"name": "context", "columns": ctx_cols}]
+        lp["graph"] = [node("log_prob", "x", "log_prob")]
+        lp["outputs"] = [{"value": "log_prob", "columns": ["log_prob"]}]
+        shapes = {k: list(v.shape) for k, v in b.tensors.items()}
+        shapes.update({k: list(v.shape) for k, v in b.int_tensors.items()})
+        problems = validate_spec(lp, shapes)
+        if problems:
+            raise ExportError("exported log-prob spec is invalid:\n  " + "\n  ".join(problems))
+        with open(os.path.join(os.path.dirname(path_prefix), f"{name}_log_prob.json"), "w") as f:
+            f.write(dumps(lp))
+        specs.append(lp)
+    return specs

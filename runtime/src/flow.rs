@@ -1,0 +1,1259 @@
+//! Normalizing-flow kernels: masked autoregressive transforms (MAF) driven by a MADE, in both
+//! directions, with the inverse computed in **one sweep**; and the small column kernels around
+//! them (permutation, standard-normal log density). See `docs/flows.md` for the maths.
+//!
+//! # The MADE as a degree-sliced program
+//!
+//! A MADE assigns every unit a *degree*. Input feature `i` has degree `i + 1` (features are
+//! taken in degree order, see [`Made::order`]); a hidden unit of degree `k` may only read units
+//! of degree `≤ k`; the `m` outputs of feature `i` (degree `i + 1`) may only read hidden units of
+//! degree `≤ i`. Hidden units are stored **sorted by degree**, so the units of degree `≤ k` of a
+//! value are its first `bounds[k]` units ([`Value::bounds`]) and the units of degree exactly `k`
+//! (its *group* `k`) are contiguous.
+//!
+//! The network is a list of [`MadeOp`]s over hidden [`Value`]s, run group by group: for a group
+//! `k` every op computes the units of degree `k` of its destination, reading prefixes of its
+//! source. A masked layer's weights are stored per destination group, as the dense block over
+//! the source prefix only (the masked-out rest is all zeros and is not stored):
+//!
+//! ```text
+//! for k in 0..features:  P = src.bounds[k] (src = input: P = k),  g = dst group k,  gp = padded(|g|)
+//!     block_k[v * gp + j] = W[g.start + j][v]      (v < P, j < |g|; 0 for j ≥ |g|)
+//! weight = block_0 ‖ block_1 ‖ … ‖ SLACK zeros
+//! ```
+//!
+//! The output layer is stored the same way per feature (`P = src.bounds[i]`, `m` rows, padded to
+//! [`padded`]`(m)`), and a context layer as one block over all `C` context columns and all units.
+//! Biases and per-unit vectors are plain arrays in sorted unit order. Every array ends with
+//! [`SLACK`] extra floats (vector loads of a partial group may read past the last unit).
+//!
+//! # The one-sweep inverse
+//!
+//! nflows and zuko invert a MAF with `D` full MADE passes. Here, feature `k`'s parameters need
+//! only the hidden units of degree `< k + 1`, and a hidden unit of degree `k` needs only
+//! features of degree `≤ k`. So the inverse is one sweep `k = 0, 1, …, D − 1`: compute feature
+//! `k` from its parameters, then every op's group `k + 1` … exactly one MADE forward of work
+//! (less: the masked zeros are never multiplied). Each unit is a sum over its source prefix in
+//! ascending order, one FMA per term, then `+ bias`: the same operations as a full masked pass
+//! over the same sorted units (which adds exact zeros for the masked terms), so the sweep is
+//! bit-identical to the `D`-pass inverse ([`maf_naive`] is that algorithm, kept for tests).
+//!
+//! # Paths
+//!
+//! * Batches (≥ 4 rows): *rows on lanes*. A sub-tile of 16 or 32 rows is transposed into the
+//!   scratch buffer, one `[unit][rows]` array per value, and every unit is computed for a whole
+//!   vector of rows at once (register blocks of units × row vectors; the weights are
+//!   broadcast). Group sizes do not matter for the vector width.
+//! * Fewer rows: one row at a time, *units on lanes* (a group's units form the vector).
+//!
+//! Both run exactly the same operations per row, so a row's result does not depend on the batch
+//! size or its position, and AVX2 and AVX-512 give identical bits.
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+
+use crate::act::{act_v, Activation};
+use crate::isa::Tier;
+use crate::math::log_v;
+use crate::simd::Simd;
+
+/// Group widths are padded to a multiple of `PAD` floats in packed weights.
+pub const PAD: usize = 8;
+/// Every packed array ends with this many extra floats.
+pub const SLACK: usize = 16;
+/// Largest number of rows in a rows-on-lanes sub-tile.
+pub const MAX_SUBTILE: usize = 32;
+/// Rows in one rows-on-lanes sub-tile step (the sub-tile is 1 or 2 of these).
+pub const ROW_BLOCK: usize = 16;
+/// Most hidden values a MADE may have.
+pub const MAX_VALUES: usize = 64;
+/// Most ops a MADE may have.
+pub const MAX_OPS: usize = 128;
+
+/// `n` rounded up to a multiple of [`PAD`].
+pub const fn padded(n: usize) -> usize {
+    n.div_ceil(PAD) * PAD
+}
+
+/// A hidden value: its units sorted by degree.
+#[derive(Clone, Copy, Debug)]
+pub struct Value<'a> {
+    /// `bounds[k]`: number of units of degree `≤ k`, for `k = 0..features`; non-decreasing, the
+    /// last entry is the width.
+    pub bounds: &'a [u32],
+}
+
+impl Value<'_> {
+    /// Number of units.
+    pub fn width(&self) -> usize {
+        self.bounds.last().copied().unwrap_or(0) as usize
+    }
+
+    /// Units of degree exactly `k`: `start..end`.
+    fn group(&self, k: usize) -> (usize, usize) {
+        let start = if k == 0 {
+            0
+        } else {
+            self.bounds[k - 1] as usize
+        };
+        (start, self.bounds[k] as usize)
+    }
+}
+
+/// The source of a masked layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Src {
+    /// The MADE's input features (degree order).
+    Input,
+    /// A hidden value.
+    Value(usize),
+}
+
+/// `values[dst] = act(context · W + b)`, computed once per row before the sweep.
+#[derive(Clone, Copy, Debug)]
+pub struct ContextLayer<'a> {
+    /// Destination value (all its units).
+    pub dst: usize,
+    /// `[C][padded(width)]` (`weight[c * padded(width) + u] = W[u][c]`) + [`SLACK`].
+    pub weight: &'a [f32],
+    /// `width` + [`SLACK`].
+    pub bias: &'a [f32],
+    /// Applied after the bias.
+    pub act: Activation,
+}
+
+/// One op of the MADE program, run per degree group.
+#[derive(Clone, Copy, Debug)]
+pub enum MadeOp<'a> {
+    /// `dst[g] = (Σ_v src[v]·W[g][v] + b[g]) (+ add[g])` over the source prefix, in ascending
+    /// order of `v`, one FMA per term. `add` has `dst`'s degrees (it may be `dst` itself).
+    Masked {
+        src: Src,
+        dst: usize,
+        /// Packed per destination group (module docs).
+        weight: &'a [f32],
+        /// `width(dst)` + [`SLACK`].
+        bias: &'a [f32],
+        add: Option<usize>,
+    },
+    /// `dst[g] = act(src[g]·mul[g] + add[g])` (`affine` absent: `act(src[g])`); same degrees.
+    Map {
+        src: usize,
+        dst: usize,
+        /// `(mul, add)`, each `width` + [`SLACK`] (a batch norm in inference mode).
+        affine: Option<(&'a [f32], &'a [f32])>,
+        act: Activation,
+    },
+}
+
+/// The output layer: `params` values per feature.
+#[derive(Clone, Copy, Debug)]
+pub struct Output<'a> {
+    /// The hidden value read.
+    pub src: usize,
+    /// Parameters per feature (`m`).
+    pub params: usize,
+    /// Packed per feature (module docs).
+    pub weight: &'a [f32],
+    /// `features · params` (feature-major, in degree order) + [`SLACK`].
+    pub bias: &'a [f32],
+}
+
+/// A MADE, as a degree-sliced program.
+#[derive(Clone, Copy, Debug)]
+pub struct Made<'a> {
+    /// `D`.
+    pub features: usize,
+    /// `C` (0: no context).
+    pub context: usize,
+    /// `order[k]`: the column (of the transform's input and output rows) of the feature of
+    /// degree `k + 1`; `None`: column `k`.
+    pub order: Option<&'a [u32]>,
+    /// The hidden values.
+    pub values: &'a [Value<'a>],
+    /// Computed first, once per row.
+    pub context_layers: &'a [ContextLayer<'a>],
+    /// Run in order for each degree group.
+    pub ops: &'a [MadeOp<'a>],
+    /// The parameters of each feature.
+    pub output: Output<'a>,
+}
+
+/// How an affine transform's scale is made from its unconstrained parameter `u`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scale {
+    /// `s = softplus(u) + eps`, softplus as PyTorch's (`u > threshold → u`) (nflows).
+    Softplus { threshold: f32, eps: f32 },
+    /// `s = exp(u / (1 + |u| / bound))` (zuko's soft clip of the log scale).
+    SoftClipExp { bound: f32 },
+}
+
+/// The elementwise affine transform of a MAF: forward (data → noise) `y = s·x + shift`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Affine {
+    pub scale: Scale,
+    /// Which of a feature's parameters is the unconstrained scale.
+    pub scale_param: usize,
+    /// Which is the shift.
+    pub shift_param: usize,
+}
+
+/// The elementwise transform a MADE parametrises.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Elementwise {
+    Affine(Affine),
+}
+
+impl Elementwise {
+    /// Parameters per feature.
+    pub fn params(&self) -> usize {
+        match self {
+            Elementwise::Affine(_) => 2,
+        }
+    }
+}
+
+impl Made<'_> {
+    /// Scratch floats per row (see [`scratch_len`]).
+    pub fn per_row(&self) -> usize {
+        2 * self.features
+            + self.context
+            + self.values.iter().map(Value::width).sum::<usize>()
+            + self.output.params
+            + 1
+    }
+}
+
+/// Scratch floats [`maf`] needs to process `rows` rows per sub-tile (`rows` = 1 for the
+/// row-by-row path, 16 or 32 for the batch path): `per_row · rows + SLACK`.
+pub fn scratch_len(made: &Made, rows: usize) -> usize {
+    made.per_row() * rows + SLACK
+}
+
+fn src_bound(made: &Made, src: Src, k: usize) -> usize {
+    match src {
+        Src::Input => k,
+        Src::Value(v) => made.values[v].bounds[k] as usize,
+    }
+}
+
+fn check(made: &Made, t: &Elementwise) {
+    let d = made.features;
+    assert!(d >= 1, "flow: a MADE needs at least one feature");
+    assert!(
+        made.values.len() <= MAX_VALUES,
+        "flow: at most {MAX_VALUES} hidden values"
+    );
+    assert!(made.ops.len() <= MAX_OPS, "flow: at most {MAX_OPS} ops");
+    if let Some(o) = made.order {
+        assert_eq!(o.len(), d, "flow: order must have one entry per feature");
+        let mut seen = vec![false; d];
+        for &c in o {
+            assert!(
+                (c as usize) < d && !seen[c as usize],
+                "flow: order must be a permutation"
+            );
+            seen[c as usize] = true;
+        }
+    }
+    for v in made.values {
+        assert_eq!(
+            v.bounds.len(),
+            d,
+            "flow: a value's bounds have one entry per degree 0..features"
+        );
+        assert!(
+            v.bounds.windows(2).all(|w| w[0] <= w[1]),
+            "flow: bounds must be non-decreasing"
+        );
+    }
+    let width = |i: usize| made.values[i].width();
+    let same = |a: usize, b: usize| made.values[a].bounds == made.values[b].bounds;
+    for c in made.context_layers {
+        assert!(
+            c.dst < made.values.len(),
+            "flow: context layer writes an unknown value"
+        );
+        assert_eq!(
+            c.weight.len(),
+            made.context * padded(width(c.dst)) + SLACK,
+            "flow: context weight length"
+        );
+        assert!(
+            c.bias.len() >= width(c.dst) + SLACK,
+            "flow: context bias length"
+        );
+    }
+    for op in made.ops {
+        match *op {
+            MadeOp::Masked {
+                src,
+                dst,
+                weight,
+                bias,
+                add,
+            } => {
+                assert!(
+                    dst < made.values.len(),
+                    "flow: masked op writes an unknown value"
+                );
+                if let Src::Value(s) = src {
+                    assert!(
+                        s < made.values.len(),
+                        "flow: masked op reads an unknown value"
+                    );
+                }
+                let want: usize = (0..d)
+                    .map(|k| {
+                        let (a, b) = made.values[dst].group(k);
+                        src_bound(made, src, k) * padded(b - a)
+                    })
+                    .sum();
+                assert_eq!(weight.len(), want + SLACK, "flow: masked weight length");
+                assert!(bias.len() >= width(dst) + SLACK, "flow: masked bias length");
+                if let Some(a) = add {
+                    assert!(
+                        a < made.values.len() && same(a, dst),
+                        "flow: an added value must have the destination's degrees"
+                    );
+                }
+            }
+            MadeOp::Map {
+                src, dst, affine, ..
+            } => {
+                assert!(
+                    src < made.values.len() && dst < made.values.len(),
+                    "flow: map op on an unknown value"
+                );
+                assert!(same(src, dst), "flow: a map op keeps the degrees");
+                if let Some((m, a)) = affine {
+                    assert!(
+                        m.len() >= width(dst) + SLACK && a.len() >= width(dst) + SLACK,
+                        "flow: map affine length"
+                    );
+                }
+            }
+        }
+    }
+    let o = &made.output;
+    assert!(
+        o.src < made.values.len(),
+        "flow: output reads an unknown value"
+    );
+    assert_eq!(
+        o.params,
+        t.params(),
+        "flow: the output layer must give the transform's parameters"
+    );
+    let want: usize = (0..d)
+        .map(|k| made.values[o.src].bounds[k] as usize * padded(o.params))
+        .sum();
+    assert_eq!(o.weight.len(), want + SLACK, "flow: output weight length");
+    assert!(
+        o.bias.len() >= d * o.params + SLACK,
+        "flow: output bias length"
+    );
+    match t {
+        Elementwise::Affine(a) => {
+            assert!(
+                a.scale_param < 2 && a.shift_param < 2 && a.scale_param != a.shift_param,
+                "flow: affine parameter indices"
+            )
+        }
+    }
+}
+
+/// Raw pointers of one call.
+#[derive(Clone, Copy)]
+struct Io {
+    input: *const f32,
+    is: usize,
+    ctx: *const f32,
+    cs: usize,
+    out: *mut f32,
+    os: usize,
+    logdet: *mut f32,
+    ls: usize,
+}
+
+/// Runs a MAF transform on `rows` rows.
+///
+/// * `inverse == false` (density direction): `input` holds `x`, `output` receives
+///   `y = T(x)` and, when `logdet` is given, `log|det ∂y/∂x|` is **added** to its column 0;
+/// * `inverse == true` (sampling): `input` holds `y` (e.g. base noise), `output` receives
+///   `x = T⁻¹(y)` in one sweep; `logdet` (if given) receives `+= log|det ∂x/∂y|`.
+///
+/// Row `r` of each buffer starts at `r · stride`; `input`/`output` have `features` columns,
+/// `ctx` has `context` columns (ignored when `context == 0`). `scratch` must hold
+/// [`scratch_len`]`(made, 1)` floats; with [`scratch_len`]`(made, 16)` or `(made, 32)` batches go
+/// through the rows-on-lanes path. Panics when the program or a buffer is inconsistent (a bug in
+/// the calling code).
+pub fn maf(
+    tier: Tier,
+    made: &Made,
+    t: &Elementwise,
+    inverse: bool,
+    rows: usize,
+    input: &[f32],
+    input_stride: usize,
+    ctx: &[f32],
+    ctx_stride: usize,
+    output: &mut [f32],
+    output_stride: usize,
+    logdet: Option<(&mut [f32], usize)>,
+    scratch: &mut [f32],
+) {
+    run(
+        tier,
+        made,
+        t,
+        inverse,
+        false,
+        rows,
+        input,
+        input_stride,
+        ctx,
+        ctx_stride,
+        output,
+        output_stride,
+        logdet,
+        scratch,
+    )
+}
+
+/// [`maf`] with nflows' algorithm for the inverse: `D` full passes of the masked network over
+/// every feature (the masked-out terms are added as exact zeros), rows on lanes. Same result as
+/// the sweep, bit for bit; `D` times the work. For tests and comparisons only.
+pub fn maf_naive(
+    tier: Tier,
+    made: &Made,
+    t: &Elementwise,
+    rows: usize,
+    input: &[f32],
+    input_stride: usize,
+    ctx: &[f32],
+    ctx_stride: usize,
+    output: &mut [f32],
+    output_stride: usize,
+    scratch: &mut [f32],
+) {
+    run(
+        tier,
+        made,
+        t,
+        true,
+        true,
+        rows,
+        input,
+        input_stride,
+        ctx,
+        ctx_stride,
+        output,
+        output_stride,
+        None,
+        scratch,
+    )
+}
+
+fn run(
+    tier: Tier,
+    made: &Made,
+    t: &Elementwise,
+    inverse: bool,
+    naive: bool,
+    rows: usize,
+    input: &[f32],
+    is: usize,
+    ctx: &[f32],
+    cs: usize,
+    output: &mut [f32],
+    os: usize,
+    logdet: Option<(&mut [f32], usize)>,
+    scratch: &mut [f32],
+) {
+    check(made, t);
+    if rows == 0 {
+        return;
+    }
+    let d = made.features;
+    let c = made.context;
+    assert!(
+        is >= d || rows <= 1,
+        "flow: input stride {is} < features {d}"
+    );
+    assert!(
+        os >= d || rows <= 1,
+        "flow: output stride {os} < features {d}"
+    );
+    assert!(
+        input.len() >= (rows - 1) * is + d,
+        "flow: input too short for {rows} rows"
+    );
+    assert!(
+        output.len() >= (rows - 1) * os + d,
+        "flow: output too short for {rows} rows"
+    );
+    if c > 0 {
+        assert!(
+            cs >= c || rows <= 1,
+            "flow: context stride {cs} < context {c}"
+        );
+        assert!(
+            ctx.len() >= (rows - 1) * cs + c,
+            "flow: context too short for {rows} rows"
+        );
+    }
+    let (lp, ls) = match logdet {
+        Some((l, s)) => {
+            assert!(s >= 1 || rows <= 1, "flow: logdet stride");
+            assert!(
+                l.len() > (rows - 1) * s,
+                "flow: logdet too short for {rows} rows"
+            );
+            (l.as_mut_ptr(), s)
+        }
+        None => (core::ptr::null_mut(), 0),
+    };
+    let rt = if naive {
+        assert!(
+            scratch.len() >= scratch_len(made, ROW_BLOCK),
+            "flow: the naive inverse needs a 16-row scratch"
+        );
+        ROW_BLOCK
+    } else if scratch.len() >= scratch_len(made, MAX_SUBTILE) && rows > ROW_BLOCK {
+        MAX_SUBTILE
+    } else if scratch.len() >= scratch_len(made, ROW_BLOCK) {
+        ROW_BLOCK
+    } else {
+        assert!(
+            scratch.len() >= scratch_len(made, 1),
+            "flow: scratch too short ({} < {})",
+            scratch.len(),
+            scratch_len(made, 1)
+        );
+        1
+    };
+    let io = Io {
+        input: input.as_ptr(),
+        is,
+        ctx: ctx.as_ptr(),
+        cs,
+        out: output.as_mut_ptr(),
+        os,
+        logdet: lp,
+        ls,
+    };
+    let s = scratch.as_mut_ptr();
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn avx512(
+        m: &Made,
+        t: &Elementwise,
+        inv: bool,
+        naive: bool,
+        rows: usize,
+        rt: usize,
+        io: Io,
+        s: *mut f32,
+    ) {
+        unsafe { drive::<crate::simd::Avx512, 1, 8>(m, t, inv, naive, rows, rt, io, s) }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(
+        m: &Made,
+        t: &Elementwise,
+        inv: bool,
+        naive: bool,
+        rows: usize,
+        rt: usize,
+        io: Io,
+        s: *mut f32,
+    ) {
+        unsafe { drive::<crate::simd::Avx2, 2, 4>(m, t, inv, naive, rows, rt, io, s) }
+    }
+    #[cfg(target_arch = "aarch64")]
+    #[target_feature(enable = "neon")]
+    unsafe fn neon(
+        m: &Made,
+        t: &Elementwise,
+        inv: bool,
+        naive: bool,
+        rows: usize,
+        rt: usize,
+        io: Io,
+        s: *mut f32,
+    ) {
+        unsafe { drive::<crate::simd::Neon, 4, 4>(m, t, inv, naive, rows, rt, io, s) }
+    }
+    // SAFETY: the program and every buffer were checked above; `checked` returns only tiers this
+    // machine supports.
+    match crate::isa::checked(tier) {
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx512 => unsafe { avx512(made, t, inverse, naive, rows, rt, io, s) },
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2Fma => unsafe { avx2(made, t, inverse, naive, rows, rt, io, s) },
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon => unsafe { neon(made, t, inverse, naive, rows, rt, io, s) },
+        _ => unsafe {
+            drive::<crate::simd::Portable, 1, 4>(made, t, inverse, naive, rows, rt, io, s)
+        },
+    }
+}
+
+/// Where everything lives in the scratch buffer for a sub-tile of `rt` rows (`[unit][rt]`).
+struct Layout {
+    rt: usize,
+    /// The input as loaded (degree order).
+    a: *mut f32,
+    /// The result (degree order).
+    b: *mut f32,
+    ctx: *mut f32,
+    params: *mut f32,
+    logdet: *mut f32,
+    values: [*mut f32; MAX_VALUES],
+}
+
+unsafe fn layout(made: &Made, rt: usize, s: *mut f32) -> Layout {
+    let d = made.features;
+    let a = s;
+    let b = a.add(d * rt);
+    let ctx = b.add(d * rt);
+    let mut p = ctx.add(made.context * rt);
+    let mut values = [core::ptr::null_mut(); MAX_VALUES];
+    for (i, v) in made.values.iter().enumerate() {
+        values[i] = p;
+        p = p.add(v.width() * rt);
+    }
+    let params = p;
+    let logdet = params.add(made.output.params * rt);
+    Layout {
+        rt,
+        a,
+        b,
+        ctx,
+        params,
+        logdet,
+        values,
+    }
+}
+
+#[inline(always)]
+unsafe fn drive<S: Simd, const RV: usize, const UB: usize>(
+    made: &Made,
+    t: &Elementwise,
+    inverse: bool,
+    naive: bool,
+    rows: usize,
+    rt: usize,
+    io: Io,
+    s: *mut f32,
+) {
+    let l = layout(made, rt, s);
+    let mut r0 = 0;
+    while r0 < rows {
+        let nt = if rt == 1 { 1 } else { (rows - r0).min(rt) };
+        // Fewer than 4 rows left: one at a time (same arithmetic per row).
+        if !naive && rt > 1 && nt < 4 {
+            let l1 = layout(made, 1, s);
+            for r in r0..r0 + nt {
+                tile::<S, RV, UB>(made, t, inverse, false, r, 1, &l1, io);
+            }
+        } else {
+            tile::<S, RV, UB>(made, t, inverse, naive, r0, nt, &l, io);
+        }
+        r0 += nt;
+    }
+}
+
+/// One sub-tile: rows `r0 .. r0 + nt` (`nt ≤ l.rt`).
+#[inline(always)]
+unsafe fn tile<S: Simd, const RV: usize, const UB: usize>(
+    made: &Made,
+    t: &Elementwise,
+    inverse: bool,
+    naive: bool,
+    r0: usize,
+    nt: usize,
+    l: &Layout,
+    io: Io,
+) {
+    let d = made.features;
+    let rt = l.rt;
+    let ld = !io.logdet.is_null();
+    // Transpose in (degree order), zero the unused lanes.
+    for k in 0..d {
+        let col = made.order.map_or(k, |o| o[k] as usize);
+        for i in 0..rt {
+            *l.a.add(k * rt + i) = if i < nt {
+                *io.input.add((r0 + i) * io.is + col)
+            } else {
+                0.0
+            };
+            *l.b.add(k * rt + i) = 0.0;
+        }
+    }
+    for c in 0..made.context {
+        for i in 0..rt {
+            *l.ctx.add(c * rt + i) = if i < nt {
+                *io.ctx.add((r0 + i) * io.cs + c)
+            } else {
+                0.0
+            };
+        }
+    }
+    for i in 0..rt {
+        *l.logdet.add(i) = 0.0;
+    }
+    for cl in made.context_layers {
+        let v = made.values[cl.dst];
+        let w = v.width();
+        let dst = l.values[cl.dst];
+        masked::<S, RV, UB>(
+            cl.weight.as_ptr(),
+            padded(w),
+            made.context,
+            0,
+            l.ctx,
+            rt,
+            cl.bias.as_ptr(),
+            core::ptr::null(),
+            dst,
+            w,
+        );
+        map::<S>(dst, dst, None, cl.act, rt, w);
+    }
+    let mut woff = [0usize; MAX_OPS];
+    let mut ooff = 0usize;
+    let x = if inverse { l.b } else { l.a };
+    if naive {
+        for _pass in 0..d {
+            woff = [0; MAX_OPS];
+            ooff = 0;
+            // Layer by layer, every unit, as a plain masked network evaluates.
+            for oi in 0..made.ops.len() {
+                for k in 0..d {
+                    op_group::<S, RV, UB>(made, oi, k, x, l, &mut woff, true);
+                }
+            }
+            for k in 0..d {
+                feature::<S, RV, UB>(made, t, true, false, k, &mut ooff, l, true);
+            }
+        }
+    } else if inverse {
+        for k in 0..d {
+            if k > 0 {
+                feature::<S, RV, UB>(made, t, true, ld, k - 1, &mut ooff, l, false);
+            }
+            groups::<S, RV, UB>(made, k, x, l, &mut woff);
+        }
+        feature::<S, RV, UB>(made, t, true, ld, d - 1, &mut ooff, l, false);
+    } else {
+        for k in 0..d {
+            groups::<S, RV, UB>(made, k, x, l, &mut woff);
+        }
+        for k in 0..d {
+            feature::<S, RV, UB>(made, t, false, ld, k, &mut ooff, l, false);
+        }
+    }
+    // Transpose out.
+    for k in 0..d {
+        let col = made.order.map_or(k, |o| o[k] as usize);
+        for i in 0..nt {
+            *io.out.add((r0 + i) * io.os + col) = *l.b.add(k * rt + i);
+        }
+    }
+    if ld {
+        for i in 0..nt {
+            *io.logdet.add((r0 + i) * io.ls) += *l.logdet.add(i);
+        }
+    }
+}
+
+/// Every op's group `k`, in op order. `x`: the input features' buffer.
+#[inline(always)]
+unsafe fn groups<S: Simd, const RV: usize, const UB: usize>(
+    made: &Made,
+    k: usize,
+    x: *mut f32,
+    l: &Layout,
+    woff: &mut [usize; MAX_OPS],
+) {
+    for oi in 0..made.ops.len() {
+        op_group::<S, RV, UB>(made, oi, k, x, l, woff, false);
+    }
+}
+
+/// Group `k` of op `oi`. `full`: sum over the whole source (the masked-out terms as zeros), as a
+/// plain masked pass does.
+#[inline(always)]
+unsafe fn op_group<S: Simd, const RV: usize, const UB: usize>(
+    made: &Made,
+    oi: usize,
+    k: usize,
+    x: *mut f32,
+    l: &Layout,
+    woff: &mut [usize; MAX_OPS],
+    full: bool,
+) {
+    let rt = l.rt;
+    match made.ops[oi] {
+        MadeOp::Masked {
+            src,
+            dst,
+            weight,
+            bias,
+            add,
+        } => {
+            let (g0, g1) = made.values[dst].group(k);
+            let gs = g1 - g0;
+            if gs == 0 {
+                return;
+            }
+            let p = src_bound(made, src, k);
+            let (sp, swidth) = match src {
+                Src::Input => (x as *const f32, made.features),
+                Src::Value(v) => (l.values[v] as *const f32, made.values[v].width()),
+            };
+            let zeros = if full { swidth - p } else { 0 };
+            let w = weight.as_ptr().add(woff[oi]);
+            woff[oi] += p * padded(gs);
+            let addp = match add {
+                Some(a) => l.values[a].add(g0 * rt) as *const f32,
+                None => core::ptr::null(),
+            };
+            masked::<S, RV, UB>(
+                w,
+                padded(gs),
+                p,
+                zeros,
+                sp,
+                rt,
+                bias.as_ptr().add(g0),
+                addp,
+                l.values[dst].add(g0 * rt),
+                gs,
+            );
+        }
+        MadeOp::Map {
+            src,
+            dst,
+            affine,
+            act,
+        } => {
+            let (g0, g1) = made.values[dst].group(k);
+            if g1 == g0 {
+                return;
+            }
+            let aff = affine.map(|(m, a)| (m.as_ptr().add(g0), a.as_ptr().add(g0)));
+            map::<S>(
+                l.values[src].add(g0 * rt),
+                l.values[dst].add(g0 * rt),
+                aff,
+                act,
+                rt,
+                g1 - g0,
+            );
+        }
+    }
+}
+
+/// Feature `k` (degree `k + 1`): its parameters from the hidden units of degree `≤ k`, then the
+/// elementwise transform (`inverse`: `b[k] = T⁻¹(a[k])`; else `b[k] = T(a[k])`), adding its
+/// log-det to the sub-tile's when `ld`.
+#[inline(always)]
+unsafe fn feature<S: Simd, const RV: usize, const UB: usize>(
+    made: &Made,
+    t: &Elementwise,
+    inverse: bool,
+    ld: bool,
+    k: usize,
+    ooff: &mut usize,
+    l: &Layout,
+    full: bool,
+) {
+    let rt = l.rt;
+    let o = &made.output;
+    let m = o.params;
+    let src = made.values[o.src];
+    let p = src.bounds[k] as usize;
+    let zeros = if full { src.width() - p } else { 0 };
+    let w = o.weight.as_ptr().add(*ooff);
+    *ooff += p * padded(m);
+    masked::<S, RV, UB>(
+        w,
+        padded(m),
+        p,
+        zeros,
+        l.values[o.src],
+        rt,
+        o.bias.as_ptr().add(k * m),
+        core::ptr::null(),
+        l.params,
+        m,
+    );
+    let a = l.a.add(k * rt);
+    let b = l.b.add(k * rt);
+    match t {
+        Elementwise::Affine(af) => {
+            let u = l.params.add(af.scale_param * rt);
+            let sh = l.params.add(af.shift_param * rt);
+            let mut i = 0;
+            while i < rt {
+                let (y, lds) = affine_v::<S>(
+                    af,
+                    inverse,
+                    S::load(a.add(i)),
+                    load_n::<S>(u.add(i), rt - i),
+                    load_n::<S>(sh.add(i), rt - i),
+                );
+                store_n::<S>(b.add(i), y, rt - i);
+                if ld {
+                    let acc = load_n::<S>(l.logdet.add(i), rt - i);
+                    store_n::<S>(l.logdet.add(i), S::add(acc, lds), rt - i);
+                }
+                i += S::LANES;
+            }
+        }
+    }
+}
+
+/// The affine transform of one vector: forward `(s·x + shift, log s)`, inverse
+/// `((x − shift)/s, −log s)`.
+#[inline(always)]
+unsafe fn affine_v<S: Simd>(
+    af: &Affine,
+    inverse: bool,
+    x: S::V,
+    u: S::V,
+    shift: S::V,
+) -> (S::V, S::V) {
+    let s = match af.scale {
+        Scale::Softplus { threshold, eps } => S::add(
+            act_v::<S>(
+                &Activation::Softplus {
+                    beta: 1.0,
+                    threshold,
+                },
+                u,
+            ),
+            S::splat(eps),
+        ),
+        Scale::SoftClipExp { bound } => {
+            let log_s = S::div(u, S::add(S::splat(1.0), S::div(S::abs(u), S::splat(bound))));
+            crate::math::exp_v::<S>(log_s)
+        }
+    };
+    if inverse {
+        (
+            S::div(S::sub(x, shift), s),
+            S::sub(S::splat(0.0), log_v::<S>(s)),
+        )
+    } else {
+        (S::add(S::mul(s, x), shift), log_v::<S>(s))
+    }
+}
+
+/// Loads `min(n, LANES)` floats (the rest 0) — `n ≥ LANES` is a plain load.
+#[inline(always)]
+unsafe fn load_n<S: Simd>(p: *const f32, n: usize) -> S::V {
+    if n >= S::LANES {
+        S::load(p)
+    } else {
+        let mut buf = [0.0f32; 16];
+        for (i, b) in buf.iter_mut().enumerate().take(n) {
+            *b = *p.add(i);
+        }
+        S::load(buf.as_ptr())
+    }
+}
+
+/// Stores `min(n, LANES)` floats.
+#[inline(always)]
+unsafe fn store_n<S: Simd>(p: *mut f32, v: S::V, n: usize) {
+    if n >= S::LANES {
+        S::store(p, v)
+    } else {
+        let mut buf = [0.0f32; 16];
+        S::store(buf.as_mut_ptr(), v);
+        for (i, b) in buf.iter().enumerate().take(n) {
+            *p.add(i) = *b;
+        }
+    }
+}
+
+/// `gs` units of a masked (or context, or output) layer for a sub-tile of `rt` rows:
+/// `dst[j] = (Σ_{v<p} w[v·gp + j]·src[v] (+ Σ_{v<p+zeros} 0·src[v]) + bias[j]) (+ add[j])`.
+/// `src`, `add`, `dst`: `[unit][rt]`; `rt == 1` is the units-on-lanes path.
+#[inline(always)]
+unsafe fn masked<S: Simd, const RV: usize, const UB: usize>(
+    w: *const f32,
+    gp: usize,
+    p: usize,
+    zeros: usize,
+    src: *const f32,
+    rt: usize,
+    bias: *const f32,
+    add: *const f32,
+    dst: *mut f32,
+    gs: usize,
+) {
+    if rt == 1 {
+        let mut j = 0;
+        while j < gs {
+            let mut acc = S::splat(0.0);
+            for v in 0..p {
+                acc = S::fma(S::splat(*src.add(v)), S::load(w.add(v * gp + j)), acc);
+            }
+            for v in p..p + zeros {
+                acc = S::fma(S::splat(*src.add(v)), S::splat(0.0), acc);
+            }
+            let n = gs - j;
+            let mut y = S::add(acc, load_n::<S>(bias.add(j), n));
+            if !add.is_null() {
+                y = S::add(y, load_n::<S>(add.add(j), n));
+            }
+            store_n::<S>(dst.add(j), y, n);
+            j += S::LANES;
+        }
+        return;
+    }
+    let rb = RV * S::LANES;
+    let mut r = 0;
+    while r < rt {
+        let mut j = 0;
+        while j < gs {
+            let n = (gs - j).min(UB);
+            let (wj, bj) = (w.add(j), bias.add(j));
+            let aj = if add.is_null() {
+                add
+            } else {
+                add.add(j * rt + r)
+            };
+            let (sr, dj) = (src.add(r), dst.add(j * rt + r));
+            match n {
+                8 => block::<S, RV, 8>(wj, gp, p, zeros, sr, rt, bj, aj, dj),
+                7 => block::<S, RV, 7>(wj, gp, p, zeros, sr, rt, bj, aj, dj),
+                6 => block::<S, RV, 6>(wj, gp, p, zeros, sr, rt, bj, aj, dj),
+                5 => block::<S, RV, 5>(wj, gp, p, zeros, sr, rt, bj, aj, dj),
+                4 => block::<S, RV, 4>(wj, gp, p, zeros, sr, rt, bj, aj, dj),
+                3 => block::<S, RV, 3>(wj, gp, p, zeros, sr, rt, bj, aj, dj),
+                2 => block::<S, RV, 2>(wj, gp, p, zeros, sr, rt, bj, aj, dj),
+                _ => block::<S, RV, 1>(wj, gp, p, zeros, sr, rt, bj, aj, dj),
+            }
+            j += n;
+        }
+        r += rb;
+    }
+}
+
+/// `U` units × `RV` row vectors.
+#[inline(always)]
+unsafe fn block<S: Simd, const RV: usize, const U: usize>(
+    w: *const f32,
+    gp: usize,
+    p: usize,
+    zeros: usize,
+    src: *const f32,
+    rt: usize,
+    bias: *const f32,
+    add: *const f32,
+    dst: *mut f32,
+) {
+    let mut acc = [[S::splat(0.0); RV]; U];
+    for v in 0..p {
+        let mut h = [S::splat(0.0); RV];
+        for r in 0..RV {
+            h[r] = S::load(src.add(v * rt + r * S::LANES));
+        }
+        for j in 0..U {
+            let wv = S::splat(*w.add(v * gp + j));
+            for r in 0..RV {
+                acc[j][r] = S::fma(wv, h[r], acc[j][r]);
+            }
+        }
+    }
+    for v in p..p + zeros {
+        for r in 0..RV {
+            let h = S::load(src.add(v * rt + r * S::LANES));
+            for j in 0..U {
+                acc[j][r] = S::fma(S::splat(0.0), h, acc[j][r]);
+            }
+        }
+    }
+    for j in 0..U {
+        let b = S::splat(*bias.add(j));
+        for r in 0..RV {
+            let mut y = S::add(acc[j][r], b);
+            if !add.is_null() {
+                y = S::add(y, S::load(add.add(j * rt + r * S::LANES)));
+            }
+            S::store(dst.add(j * rt + r * S::LANES), y);
+        }
+    }
+}
+
+/// `dst[u] = act(src[u]·mul[u] + add[u])` for `gs` units of `rt` rows.
+#[inline(always)]
+unsafe fn map<S: Simd>(
+    src: *const f32,
+    dst: *mut f32,
+    affine: Option<(*const f32, *const f32)>,
+    act: Activation,
+    rt: usize,
+    gs: usize,
+) {
+    if affine.is_none() && act == Activation::Linear {
+        if src != dst as *const f32 {
+            core::ptr::copy_nonoverlapping(src, dst, gs * rt);
+        }
+        return;
+    }
+    if rt == 1 {
+        let mut j = 0;
+        while j < gs {
+            let n = gs - j;
+            let mut y = load_n::<S>(src.add(j), n);
+            if let Some((m, a)) = affine {
+                y = S::fma(y, load_n::<S>(m.add(j), n), load_n::<S>(a.add(j), n));
+            }
+            store_n::<S>(dst.add(j), act_v::<S>(&act, y), n);
+            j += S::LANES;
+        }
+        return;
+    }
+    for u in 0..gs {
+        let (m, a) = match affine {
+            Some((m, a)) => (S::splat(*m.add(u)), S::splat(*a.add(u))),
+            None => (S::splat(1.0), S::splat(0.0)),
+        };
+        let mut i = 0;
+        while i < rt {
+            let mut y = S::load(src.add(u * rt + i));
+            if affine.is_some() {
+                y = S::fma(y, m, a);
+            }
+            S::store(dst.add(u * rt + i), act_v::<S>(&act, y));
+            i += S::LANES;
+        }
+    }
+}
+
+/// `dst[r][j] = src[r][idx[j]]` for `rows` rows (a column permutation; `src` and `dst` distinct).
+pub fn gather_columns(
+    rows: usize,
+    src: &[f32],
+    src_stride: usize,
+    idx: &[u32],
+    dst: &mut [f32],
+    dst_stride: usize,
+) {
+    for r in 0..rows {
+        let (s, d) = (
+            &src[r * src_stride..],
+            &mut dst[r * dst_stride..r * dst_stride + idx.len()],
+        );
+        for (o, &i) in d.iter_mut().zip(idx) {
+            *o = s[i as usize];
+        }
+    }
+}
+
+/// Column 0 of each of `rows` rows = `value`.
+pub fn fill_column(rows: usize, data: &mut [f32], stride: usize, value: f32) {
+    for r in 0..rows {
+        data[r * stride] = value;
+    }
+}
+
+/// Column 0 of each of `rows` rows += `value`.
+pub fn add_to_column(rows: usize, data: &mut [f32], stride: usize, value: f32) {
+    for r in 0..rows {
+        data[r * stride] += value;
+    }
+}
+
+/// `out[r][0] = −½·Σ_j z[r][j]² − log_z + logdet[r][0]` (the standard normal log density of `z`
+/// plus an accumulated log-determinant), with `log_z = width/2 · ln 2π` rounded to f32 as given.
+/// The sum runs over `j` in order, in f32.
+pub fn normal_log_prob(
+    rows: usize,
+    width: usize,
+    z: &[f32],
+    z_stride: usize,
+    log_z: f32,
+    logdet: &[f32],
+    logdet_stride: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    for r in 0..rows {
+        let zr = &z[r * z_stride..r * z_stride + width];
+        let mut sq = 0.0f32;
+        for &v in zr {
+            sq += v * v;
+        }
+        out[r * out_stride] = (-0.5 * sq - log_z) + logdet[r * logdet_stride];
+    }
+}
+
+/// Packs a masked layer (reference implementation of the layout in the module docs; the
+/// transpiler packs at build time). `w` is `[dst units][src units]` row-major, both sorted by
+/// degree; `src_bounds[k]` is the source prefix of group `k` (`k` for the input features).
+pub fn pack_masked(w: &[f32], n_src: usize, dst: &Value, src_bounds: &[u32]) -> Vec<f32> {
+    let mut out = Vec::new();
+    for k in 0..dst.bounds.len() {
+        let (g0, g1) = dst.group(k);
+        let gp = padded(g1 - g0);
+        for v in 0..src_bounds[k] as usize {
+            for j in 0..gp {
+                out.push(if g0 + j < g1 {
+                    w[(g0 + j) * n_src + v]
+                } else {
+                    0.0
+                });
+            }
+        }
+    }
+    out.extend([0.0; SLACK]);
+    out
+}
+
+/// Packs a context layer: `w` is `[units][context]` row-major (units sorted by degree).
+pub fn pack_context(w: &[f32], units: usize, context: usize) -> Vec<f32> {
+    let gp = padded(units);
+    let mut out = vec![0.0; context * gp + SLACK];
+    for c in 0..context {
+        for u in 0..units {
+            out[c * gp + u] = w[u * context + c];
+        }
+    }
+    out
+}
+
+/// Packs the output layer: `w` is `[features · params][src units]` row-major, feature-major in
+/// degree order (row `i · params + j` is parameter `j` of the feature of degree `i + 1`).
+pub fn pack_output(w: &[f32], params: usize, src: &Value) -> Vec<f32> {
+    let n_src = src.width();
+    let gp = padded(params);
+    let mut out = Vec::new();
+    for k in 0..src.bounds.len() {
+        for v in 0..src.bounds[k] as usize {
+            for j in 0..gp {
+                out.push(if j < params {
+                    w[(k * params + j) * n_src + v]
+                } else {
+                    0.0
+                });
+            }
+        }
+    }
+    out.extend([0.0; SLACK]);
+    out
+}
+
+/// A vector followed by [`SLACK`] zeros (biases, batch-norm factors).
+pub fn with_slack(v: &[f32]) -> Vec<f32> {
+    let mut out = v.to_vec();
+    out.extend([0.0; SLACK]);
+    out
+}

@@ -1,0 +1,541 @@
+//! The MAF kernel (`runtime::flow`) on every supported tier, against a scalar f64 reference of an
+//! nflows MADE (residual blocks, context, batch norm) written here on the *unsorted* weights:
+//! the forward direction and its log-det, the one-sweep inverse, and the D-pass inverse.
+//!
+//! * one-sweep inverse vs the D-pass inverse ([`flow::maf_naive`]): **bit-identical** on every
+//!   tier (the sweep performs the same operations minus exact zeros);
+//! * batch path vs row-by-row path, and any batch size / row position: bit-identical;
+//! * AVX2 vs AVX-512: bit-identical;
+//! * vs the f64 reference: `|x − x_ref| ≤ 2e-5·(1 + |x_ref|)` (inverse), `|y − y_ref| ≤
+//!   1e-5·(1 + |y_ref|)` and `|logdet − ref| ≤ 2e-5·(1 + |ref|)` (forward).
+mod common;
+use common::Rng;
+use runtime::flow::{
+    self, Affine, ContextLayer, Elementwise, Made, MadeOp, Output, Scale, Src, Value,
+};
+use runtime::{isa, Activation, Tier};
+
+/// An nflows-style MADE in its natural (unsorted) form.
+struct Net {
+    d: usize,
+    c: usize,
+    h: usize,
+    deg: Vec<usize>, // hidden degrees
+    w0: Vec<f32>,    // [h][d] masked
+    b0: Vec<f32>,
+    wc: Vec<f32>, // [h][c]
+    bc: Vec<f32>,
+    blocks: Vec<Block>,
+    wf: Vec<f32>, // [2d][h] masked
+    bf: Vec<f32>,
+    act: Activation,
+}
+
+struct Block {
+    bn0: (Vec<f32>, Vec<f32>), // (mul, add)
+    w1: Vec<f32>,
+    b1: Vec<f32>,
+    wc: Vec<f32>,
+    bc: Vec<f32>,
+    bn1: (Vec<f32>, Vec<f32>),
+    w2: Vec<f32>,
+    b2: Vec<f32>,
+}
+
+fn net(rng: &mut Rng, d: usize, c: usize, h: usize, n_blocks: usize, act: Activation) -> Net {
+    let deg: Vec<usize> = (0..h)
+        .map(|i| i % (d - 1).max(1) + (d - 1).min(1))
+        .collect();
+    let masked = |rng: &mut Rng,
+                  rows: usize,
+                  cols: usize,
+                  ok: &dyn Fn(usize, usize) -> bool,
+                  s: f32|
+     -> Vec<f32> {
+        let mut w = rng.vec(rows * cols, -s, s);
+        for r in 0..rows {
+            for q in 0..cols {
+                if !ok(r, q) {
+                    w[r * cols + q] = 0.0;
+                }
+            }
+        }
+        w
+    };
+    let sh = 1.5 / (h as f32).sqrt();
+    let w0 = masked(rng, h, d, &|r, q| deg[r] >= q + 1, 1.0);
+    let mut blocks = Vec::new();
+    for _ in 0..n_blocks {
+        let bn = |rng: &mut Rng| (rng.vec(h, 0.6, 1.4), rng.vec(h, -0.3, 0.3));
+        blocks.push(Block {
+            bn0: bn(rng),
+            w1: masked(rng, h, h, &|r, q| deg[r] >= deg[q], sh),
+            b1: rng.vec(h, -0.2, 0.2),
+            wc: rng.vec(h * c, -0.4, 0.4),
+            bc: rng.vec(h, -0.2, 0.2),
+            bn1: bn(rng),
+            w2: masked(rng, h, h, &|r, q| deg[r] >= deg[q], sh),
+            b2: rng.vec(h, -0.2, 0.2),
+        });
+    }
+    Net {
+        d,
+        c,
+        h,
+        w0,
+        b0: rng.vec(h, -0.2, 0.2),
+        wc: rng.vec(h * c, -0.4, 0.4),
+        bc: rng.vec(h, -0.2, 0.2),
+        blocks,
+        wf: masked(
+            rng,
+            2 * d,
+            h,
+            &|r, q| r / 2 + 1 > deg[q],
+            0.5 / (h as f32).sqrt(),
+        ),
+        bf: rng.vec(2 * d, -0.3, 0.3),
+        deg,
+        act,
+    }
+}
+
+fn act64(a: Activation, x: f64) -> f64 {
+    runtime::act::scalar_f64(a, x)
+}
+
+fn matvec(w: &[f32], rows: usize, cols: usize, x: &[f64], b: &[f32]) -> Vec<f64> {
+    (0..rows)
+        .map(|r| {
+            (0..cols)
+                .map(|q| w[r * cols + q] as f64 * x[q])
+                .sum::<f64>()
+                + b[r] as f64
+        })
+        .collect()
+}
+
+/// The MADE's parameters `(u, shift)` per feature, in f64.
+fn made64(n: &Net, x: &[f64], c: &[f64]) -> Vec<(f64, f64)> {
+    let (h, d) = (n.h, n.d);
+    let ctx0 = matvec(&n.wc, h, n.c, c, &n.bc);
+    let mut hv: Vec<f64> = matvec(&n.w0, h, d, x, &n.b0)
+        .iter()
+        .zip(&ctx0)
+        .map(|(a, b)| a + act64(n.act, *b))
+        .collect();
+    for b in &n.blocks {
+        let t: Vec<f64> = (0..h)
+            .map(|i| act64(n.act, hv[i] * b.bn0.0[i] as f64 + b.bn0.1[i] as f64))
+            .collect();
+        let cb = matvec(&b.wc, h, n.c, c, &b.bc);
+        let t: Vec<f64> = matvec(&b.w1, h, h, &t, &b.b1)
+            .iter()
+            .zip(&cb)
+            .map(|(a, b)| a + b)
+            .collect();
+        let t: Vec<f64> = (0..h)
+            .map(|i| act64(n.act, t[i] * b.bn1.0[i] as f64 + b.bn1.1[i] as f64))
+            .collect();
+        let u = matvec(&b.w2, h, h, &t, &b.b2);
+        hv = hv.iter().zip(&u).map(|(a, b)| a + b).collect();
+    }
+    let out = matvec(&n.wf, 2 * d, h, &hv, &n.bf);
+    (0..d).map(|i| (out[2 * i], out[2 * i + 1])).collect()
+}
+
+fn scale64(u: f64) -> f64 {
+    let sp = if u > 20.0 {
+        u
+    } else {
+        u.max(0.0) + (-u.abs()).exp().ln_1p()
+    };
+    sp + 1e-3
+}
+
+fn forward64(n: &Net, x: &[f64], c: &[f64]) -> (Vec<f64>, f64) {
+    let p = made64(n, x, c);
+    let mut ld = 0.0;
+    let y = (0..n.d)
+        .map(|i| {
+            let s = scale64(p[i].0);
+            ld += s.ln();
+            s * x[i] + p[i].1
+        })
+        .collect();
+    (y, ld)
+}
+
+fn inverse64(n: &Net, z: &[f64], c: &[f64]) -> Vec<f64> {
+    let mut x = vec![0.0; n.d];
+    for _ in 0..n.d {
+        let p = made64(n, &x, c);
+        x = (0..n.d)
+            .map(|i| (z[i] - p[i].1) / scale64(p[i].0))
+            .collect();
+    }
+    x
+}
+
+/// The program: units sorted by degree, weights packed.
+struct Packed {
+    bounds: Vec<u32>,
+    arrays: Vec<Vec<f32>>,
+}
+
+fn pack(n: &Net) -> Packed {
+    let (h, d, c) = (n.h, n.d, n.c);
+    let mut perm: Vec<usize> = (0..h).collect();
+    perm.sort_by_key(|&u| n.deg[u]);
+    let bounds: Vec<u32> = (0..d)
+        .map(|k| n.deg.iter().filter(|&&g| g <= k).count() as u32)
+        .collect();
+    let value = Value { bounds: &bounds };
+    let input_bounds: Vec<u32> = (0..d as u32).collect();
+    let rows = |w: &[f32], cols: usize| -> Vec<f32> {
+        perm.iter()
+            .flat_map(|&u| w[u * cols..(u + 1) * cols].to_vec())
+            .collect()
+    };
+    let both = |w: &[f32]| -> Vec<f32> {
+        perm.iter()
+            .flat_map(|&u| perm.iter().map(move |&v| w[u * h + v]))
+            .collect()
+    };
+    let vec_p = |b: &[f32]| -> Vec<f32> {
+        flow::with_slack(&perm.iter().map(|&u| b[u]).collect::<Vec<f32>>())
+    };
+    let mut arrays = vec![
+        flow::pack_masked(&rows(&n.w0, d), d, &value, &input_bounds),
+        vec_p(&n.b0),
+        flow::pack_context(&rows(&n.wc, c), h, c),
+        vec_p(&n.bc),
+    ];
+    for b in &n.blocks {
+        arrays.push(vec_p(&b.bn0.0));
+        arrays.push(vec_p(&b.bn0.1));
+        arrays.push(flow::pack_masked(&both(&b.w1), h, &value, &bounds));
+        arrays.push(vec_p(&b.b1));
+        arrays.push(flow::pack_context(&rows(&b.wc, c), h, c));
+        arrays.push(vec_p(&b.bc));
+        arrays.push(vec_p(&b.bn1.0));
+        arrays.push(vec_p(&b.bn1.1));
+        arrays.push(flow::pack_masked(&both(&b.w2), h, &value, &bounds));
+        arrays.push(vec_p(&b.b2));
+    }
+    let wf: Vec<f32> = (0..2 * d)
+        .flat_map(|r| perm.iter().map(move |&v| n.wf[r * h + v]))
+        .collect();
+    arrays.push(flow::pack_output(&wf, 2, &value));
+    arrays.push(flow::with_slack(&n.bf));
+    Packed { bounds, arrays }
+}
+
+/// Runs `f` with the program of `n` (values: 0 = h, 1 = initial context term, then per block
+/// a, t, context term).
+fn with_made<R>(n: &Net, p: &Packed, f: impl FnOnce(&Made) -> R) -> R {
+    let a = &p.arrays;
+    let nb = n.blocks.len();
+    let values: Vec<Value> = (0..2 + 3 * nb)
+        .map(|_| Value { bounds: &p.bounds })
+        .collect();
+    let mut ctx_layers = vec![ContextLayer {
+        dst: 1,
+        weight: &a[2],
+        bias: &a[3],
+        act: n.act,
+    }];
+    let mut ops = vec![MadeOp::Masked {
+        src: Src::Input,
+        dst: 0,
+        weight: &a[0],
+        bias: &a[1],
+        add: Some(1),
+    }];
+    for j in 0..nb {
+        let o = 4 + 10 * j;
+        let (va, vt, vc) = (2 + 3 * j, 3 + 3 * j, 4 + 3 * j);
+        ctx_layers.push(ContextLayer {
+            dst: vc,
+            weight: &a[o + 4],
+            bias: &a[o + 5],
+            act: Activation::Linear,
+        });
+        ops.push(MadeOp::Map {
+            src: 0,
+            dst: va,
+            affine: Some((&a[o], &a[o + 1])),
+            act: n.act,
+        });
+        ops.push(MadeOp::Masked {
+            src: Src::Value(va),
+            dst: vt,
+            weight: &a[o + 2],
+            bias: &a[o + 3],
+            add: Some(vc),
+        });
+        ops.push(MadeOp::Map {
+            src: vt,
+            dst: vt,
+            affine: Some((&a[o + 6], &a[o + 7])),
+            act: n.act,
+        });
+        ops.push(MadeOp::Masked {
+            src: Src::Value(vt),
+            dst: 0,
+            weight: &a[o + 8],
+            bias: &a[o + 9],
+            add: Some(0),
+        });
+    }
+    let out = Output {
+        src: 0,
+        params: 2,
+        weight: &a[4 + 10 * nb],
+        bias: &a[5 + 10 * nb],
+    };
+    let made = Made {
+        features: n.d,
+        context: n.c,
+        order: None,
+        values: &values,
+        context_layers: &ctx_layers,
+        ops: &ops,
+        output: out,
+    };
+    f(&made)
+}
+
+const NFLOWS: Elementwise = Elementwise::Affine(Affine {
+    scale: Scale::Softplus {
+        threshold: 20.0,
+        eps: 1e-3,
+    },
+    scale_param: 0,
+    shift_param: 1,
+});
+
+fn run(
+    tier: Tier,
+    made: &Made,
+    inverse: bool,
+    rows: usize,
+    x: &[f32],
+    c: &[f32],
+    scratch_rows: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let (d, cc) = (made.features, made.context);
+    let mut out = vec![f32::NAN; rows * (d + 1)];
+    let mut ld = vec![0.25f32; rows * 2];
+    let mut scratch = vec![f32::NAN; flow::scratch_len(made, scratch_rows)];
+    flow::maf(
+        tier,
+        made,
+        &NFLOWS,
+        inverse,
+        rows,
+        x,
+        d + 2,
+        c,
+        cc + 1,
+        &mut out,
+        d + 1,
+        Some((&mut ld, 2)),
+        &mut scratch,
+    );
+    let out = (0..rows)
+        .flat_map(|r| out[r * (d + 1)..r * (d + 1) + d].to_vec())
+        .collect();
+    let ld = (0..rows).map(|r| ld[2 * r] - 0.25).collect();
+    (out, ld)
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn maf_matches_f64_reference_and_sweep_equals_d_passes_on_every_tier() {
+    let mut rng = Rng::new(7);
+    for (d, c, h, nb, act) in [
+        (5, 3, 11, 1, Activation::Relu),
+        (16, 12, 64, 2, Activation::Relu),
+        (7, 2, 40, 2, Activation::Tanh),
+        (3, 1, 9, 0, Activation::Silu),
+    ] {
+        let n = net(&mut rng, d, c, h, nb, act);
+        let p = pack(&n);
+        let rows = 37;
+        let x = rng.vec(rows * (d + 2), -2.0, 2.0);
+        let cv = rng.vec(rows * (c + 1), -1.0, 1.0);
+        let f64s = |v: &[f32], r: usize, w: usize, s: usize| -> Vec<f64> {
+            v[r * s..r * s + w].iter().map(|&a| a as f64).collect()
+        };
+        with_made(&n, &p, |made| {
+            let mut by_tier = Vec::new();
+            for tier in isa::supported() {
+                let (y, ld) = run(tier, made, false, rows, &x, &cv, 32);
+                let (xi, ldi) = run(tier, made, true, rows, &x, &cv, 32);
+                let (mut worst_f, mut worst_l, mut worst_i) = (0.0f64, 0.0f64, 0.0f64);
+                for r in 0..rows {
+                    let (xr, cr) = (f64s(&x, r, d, d + 2), f64s(&cv, r, c, c + 1));
+                    let (yr, ldr) = forward64(&n, &xr, &cr);
+                    for i in 0..d {
+                        worst_f =
+                            worst_f.max((y[r * d + i] as f64 - yr[i]).abs() / (1.0 + yr[i].abs()));
+                    }
+                    worst_l = worst_l.max((ld[r] as f64 - ldr).abs() / (1.0 + ldr.abs()));
+                    let xr_inv = inverse64(&n, &xr, &cr);
+                    for i in 0..d {
+                        worst_i = worst_i.max(
+                            (xi[r * d + i] as f64 - xr_inv[i]).abs() / (1.0 + xr_inv[i].abs()),
+                        );
+                    }
+                    // The inverse's log-det is minus the forward's at the result.
+                    let (_, ld_at) = forward64(&n, &xr_inv, &cr);
+                    assert!(
+                        (ldi[r] as f64 + ld_at).abs() <= 2e-5 * (1.0 + ld_at.abs()),
+                        "{tier} d={d}: inverse logdet {} vs {}",
+                        ldi[r],
+                        -ld_at
+                    );
+                }
+                println!("{tier:<9} D={d:<2} H={h:<3} blocks={nb}: forward {worst_f:.1e}, logdet {worst_l:.1e}, inverse {worst_i:.1e}");
+                assert!(
+                    worst_f <= 1e-5 && worst_l <= 2e-5 && worst_i <= 2e-5,
+                    "{tier} D={d}: forward {worst_f:e}, logdet {worst_l:e}, inverse {worst_i:e}"
+                );
+
+                // The sweep equals the D-pass inverse bit for bit.
+                let mut naive = vec![f32::NAN; rows * (d + 1)];
+                let mut scratch = vec![f32::NAN; flow::scratch_len(made, 16)];
+                flow::maf_naive(
+                    tier,
+                    made,
+                    &NFLOWS,
+                    rows,
+                    &x,
+                    d + 2,
+                    &cv,
+                    c + 1,
+                    &mut naive,
+                    d + 1,
+                    &mut scratch,
+                );
+                let naive: Vec<f32> = (0..rows)
+                    .flat_map(|r| naive[r * (d + 1)..r * (d + 1) + d].to_vec())
+                    .collect();
+                assert_eq!(
+                    bits(&naive),
+                    bits(&xi),
+                    "{tier} D={d}: one-sweep and D-pass inverses differ"
+                );
+
+                // Row by row, other batch sizes and sub-tiles: the same bits.
+                for inverse in [false, true] {
+                    let (full, full_ld) = if inverse { (&xi, &ldi) } else { (&y, &ld) };
+                    for (r0, nr, sr) in [
+                        (0, 1, 1),
+                        (5, 3, 32),
+                        (3, 17, 16),
+                        (1, 36, 32),
+                        (0, 37, 1),
+                        (2, 20, 16),
+                    ] {
+                        let (part, part_ld) = run(
+                            tier,
+                            made,
+                            inverse,
+                            nr,
+                            &x[r0 * (d + 2)..],
+                            &cv[r0 * (c + 1)..],
+                            sr,
+                        );
+                        assert_eq!(
+                            bits(&part),
+                            bits(&full[r0 * d..(r0 + nr) * d]),
+                            "{tier} D={d} inverse={inverse}: rows {r0}+{nr} (scratch {sr})"
+                        );
+                        assert_eq!(
+                            bits(&part_ld),
+                            bits(&full_ld[r0..r0 + nr]),
+                            "{tier} D={d} inverse={inverse}: logdet rows {r0}+{nr}"
+                        );
+                    }
+                }
+                by_tier.push((tier, y, xi));
+            }
+            let avx = |t: Tier| by_tier.iter().find(|b| b.0 == t);
+            if let (Some(a), Some(b)) = (avx(Tier::Avx512), avx(Tier::Avx2Fma)) {
+                assert_eq!(bits(&a.1), bits(&b.1), "AVX2 and AVX-512 forward differ");
+                assert_eq!(bits(&a.2), bits(&b.2), "AVX2 and AVX-512 inverse differ");
+            }
+        });
+    }
+}
+
+#[test]
+fn gather_and_normal_log_prob() {
+    let src = [1.0f32, 2.0, 3.0, 9.0, 4.0, 5.0, 6.0, 9.0];
+    let mut dst = [0.0f32; 6];
+    flow::gather_columns(2, &src, 4, &[2, 0, 1], &mut dst, 3);
+    assert_eq!(dst, [3.0, 1.0, 2.0, 6.0, 4.0, 5.0]);
+    let z = [0.5f32, -1.0, 2.0, 0.0];
+    let ld = [0.1f32, 0.2];
+    let mut out = [0.0f32; 4];
+    let log_z = (std::f64::consts::TAU.ln()) as f32; // width 2: 2/2 · ln 2π
+    flow::normal_log_prob(2, 2, &z, 2, log_z, &ld, 1, &mut out, 2);
+    let want0 = -0.5 * (0.25 + 1.0) - std::f64::consts::TAU.ln() + 0.1;
+    let want1 = -0.5 * 4.0 - std::f64::consts::TAU.ln() + 0.2;
+    assert!(
+        (out[0] as f64 - want0).abs() < 1e-6 && (out[2] as f64 - want1).abs() < 1e-6,
+        "{out:?}"
+    );
+}
+
+#[test]
+#[should_panic(expected = "masked weight length")]
+fn inconsistent_programs_are_rejected() {
+    let bounds = [1u32, 2];
+    let values = [Value { bounds: &bounds }];
+    let w = vec![0.0f32; 3];
+    let b = vec![0.0f32; 32];
+    let ops = [MadeOp::Masked {
+        src: Src::Input,
+        dst: 0,
+        weight: &w,
+        bias: &b,
+        add: None,
+    }];
+    let made = Made {
+        features: 2,
+        context: 0,
+        order: None,
+        values: &values,
+        context_layers: &[],
+        ops: &ops,
+        output: Output {
+            src: 0,
+            params: 2,
+            weight: &w,
+            bias: &b,
+        },
+    };
+    let mut out = [0.0f32; 2];
+    let mut s = vec![0.0; 1000];
+    flow::maf(
+        isa::active(),
+        &made,
+        &NFLOWS,
+        true,
+        1,
+        &[0.0, 0.0],
+        2,
+        &[],
+        0,
+        &mut out,
+        2,
+        None,
+        &mut s,
+    );
+}

@@ -1,0 +1,188 @@
+//! Rust for the flow steps: each MADE becomes a `runtime::flow::Made` built once per call from
+//! slices of the weight blob, each step one runtime call.
+
+use proc_macro2::{Ident, Literal, TokenStream};
+use quote::{format_ident, quote};
+
+use super::{act_tokens, f32_tokens, usize_lit};
+use crate::passes::plan::flow::{FlowStep, MadeOpPlan, MadePlan, ScalePlan, SLACK};
+use crate::passes::plan::Buf;
+
+/// Scratch floats per row the generated code allocates for `per_row` (the kernel's slack included).
+pub fn scratch_per_row(per_row: usize) -> usize {
+    per_row + SLACK
+}
+
+fn made_tokens(rt: &TokenStream, m: &MadePlan, w: &dyn Fn(usize) -> TokenStream) -> TokenStream {
+    let fl = quote!(#rt::flow);
+    let (d, c) = (usize_lit(m.features), usize_lit(m.context));
+    let order = match &m.order {
+        Some(o) => {
+            let o = o.iter().map(|&x| Literal::u32_unsuffixed(x));
+            quote!(Some(&[#(#o),*]))
+        }
+        None => quote!(None),
+    };
+    let values = m.values.iter().map(|b| {
+        let b = b.iter().map(|&x| Literal::u32_unsuffixed(x));
+        quote!(#fl::Value { bounds: &[#(#b),*] })
+    });
+    let ctx = m.context_layers.iter().map(|c| {
+        let (dst, weight, bias, act) = (
+            usize_lit(c.dst),
+            w(c.weight),
+            w(c.bias),
+            act_tokens(rt, c.act),
+        );
+        quote!(#fl::ContextLayer { dst: #dst, weight: #weight, bias: #bias, act: #act })
+    });
+    let ops = m.ops.iter().map(|op| match op {
+        MadeOpPlan::Masked { src, dst, weight, bias, add } => {
+            let src = match src {
+                None => quote!(#fl::Src::Input),
+                Some(v) => {
+                    let v = usize_lit(*v);
+                    quote!(#fl::Src::Value(#v))
+                }
+            };
+            let add = match add {
+                None => quote!(None),
+                Some(a) => {
+                    let a = usize_lit(*a);
+                    quote!(Some(#a))
+                }
+            };
+            let (dst, weight, bias) = (usize_lit(*dst), w(*weight), w(*bias));
+            quote!(#fl::MadeOp::Masked { src: #src, dst: #dst, weight: #weight, bias: #bias, add: #add })
+        }
+        MadeOpPlan::Map { src, dst, affine, act } => {
+            let affine = match affine {
+                None => quote!(None),
+                Some((m, a)) => {
+                    let (m, a) = (w(*m), w(*a));
+                    quote!(Some((#m, #a)))
+                }
+            };
+            let (src, dst, act) = (usize_lit(*src), usize_lit(*dst), act_tokens(rt, *act));
+            quote!(#fl::MadeOp::Map { src: #src, dst: #dst, affine: #affine, act: #act })
+        }
+    });
+    let (os, op, ow, ob) = (
+        usize_lit(m.output.0),
+        usize_lit(m.output.1),
+        w(m.output.2),
+        w(m.output.3),
+    );
+    quote! {
+        #fl::Made {
+            features: #d,
+            context: #c,
+            order: #order,
+            values: &[#(#values),*],
+            context_layers: &[#(#ctx),*],
+            ops: &[#(#ops),*],
+            output: #fl::Output { src: #os, params: #op, weight: #ow, bias: #ob },
+        }
+    }
+}
+
+/// Emits step `i` (a flow step): setup items into `setup`, constants into `consts`, the call into
+/// `body`.
+#[allow(clippy::too_many_arguments)]
+pub fn step(
+    rt: &TokenStream,
+    i: usize,
+    s: &FlowStep,
+    w: &dyn Fn(usize) -> TokenStream,
+    buf: &dyn Fn(&Buf) -> (Ident, Literal),
+    setup: &mut Vec<TokenStream>,
+    consts: &mut Vec<TokenStream>,
+    body: &mut Vec<TokenStream>,
+) {
+    let fl = quote!(#rt::flow);
+    match s {
+        FlowStep::Gather { src, dst, idx } => {
+            let ((s, ss), (d, ds)) = (buf(src), buf(dst));
+            let id = format_ident!("COLS{}", i);
+            let cols = idx.iter().map(|&c| Literal::u32_unsuffixed(c));
+            consts.push(quote!(const #id: &[u32] = &[#(#cols),*];));
+            body.push(quote!(#fl::gather_columns(n, &#s[..], #ss, #id, &mut #d[..], #ds);));
+        }
+        FlowStep::Fill { data, value } => {
+            let (d, ds) = buf(data);
+            let v = f32_tokens(*value);
+            body.push(quote!(#fl::fill_column(n, &mut #d[..], #ds, #v);));
+        }
+        FlowStep::AddConst { data, value } => {
+            let (d, ds) = buf(data);
+            let v = f32_tokens(*value);
+            body.push(quote!(#fl::add_to_column(n, &mut #d[..], #ds, #v);));
+        }
+        FlowStep::ScaleShift {
+            data,
+            width,
+            mul,
+            add,
+        } => {
+            let (d, ds) = buf(data);
+            let (wd, m, a) = (usize_lit(*width), w(*mul), w(*add));
+            body.push(quote!(#rt::prep::scale_shift(n, #wd, &mut #d[..], #ds, #m, #a);));
+        }
+        FlowStep::Maf {
+            x,
+            ctx,
+            y,
+            logdet,
+            inverse,
+            made,
+            scale,
+            scale_param,
+        } => {
+            let id = format_ident!("made{}", i);
+            let t = format_ident!("AFFINE{}", i);
+            let m = made_tokens(rt, made, w);
+            setup.push(quote!(let #id = #m;));
+            let scale = match *scale {
+                ScalePlan::Softplus { threshold, eps } => {
+                    let (th, e) = (f32_tokens(threshold), f32_tokens(eps));
+                    quote!(#fl::Scale::Softplus { threshold: #th, eps: #e })
+                }
+                ScalePlan::SoftClipExp { bound } => {
+                    let b = f32_tokens(bound);
+                    quote!(#fl::Scale::SoftClipExp { bound: #b })
+                }
+            };
+            let (sp, hp) = (usize_lit(*scale_param), usize_lit(1 - *scale_param));
+            consts.push(quote! {
+                const #t: #fl::Elementwise = #fl::Elementwise::Affine(#fl::Affine { scale: #scale, scale_param: #sp, shift_param: #hp });
+            });
+            let ((xb, xs), (yb, ys)) = (buf(x), buf(y));
+            let (cb, cs) = match ctx {
+                Some(c) => {
+                    let (cb, cs) = buf(c);
+                    (quote!(&#cb[..]), quote!(#cs))
+                }
+                None => (quote!(&[]), quote!(0)),
+            };
+            let ld = match logdet {
+                Some(l) => {
+                    let (lb, ls) = buf(l);
+                    quote!(Some((&mut #lb[..], #ls)))
+                }
+                None => quote!(None),
+            };
+            body.push(quote!(#fl::maf(tier, &#id, &#t, #inverse, n, &#xb[..], #xs, #cb, #cs, &mut #yb[..], #ys, #ld, &mut *flow_scratch);));
+        }
+        FlowStep::NormalLogProb {
+            z,
+            width,
+            log_z,
+            logdet,
+            y,
+        } => {
+            let ((zb, zs), (lb, ls), (yb, ys)) = (buf(z), buf(logdet), buf(y));
+            let (wd, lz) = (usize_lit(*width), f32_tokens(*log_z));
+            body.push(quote!(#fl::normal_log_prob(n, #wd, &#zb[..], #zs, #lz, &#lb[..], #ls, &mut #yb[..], #ys);));
+        }
+    }
+}

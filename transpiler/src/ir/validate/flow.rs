@@ -1,0 +1,392 @@
+//! Validation of the `flow` op: widths, shapes, permutations, positivity of scales, and the
+//! autoregressive structure of every MADE (each masked weight against the degrees).
+
+use super::NodeCheck;
+use crate::ir::flow::{
+    AffineScale, Flow, FlowMode, FlowTransform, Made, MadeBlock, MadeKind, MaskedLinear, Norm,
+};
+use crate::ir::Tensor;
+
+const MASK_HINT: &str = "export the masked weights (weight · mask) together with the degrees of the same layer; a MADE hidden unit reads only units of degree ≤ its own, an output of feature i only units of degree < i's";
+
+impl NodeCheck<'_> {
+    pub(super) fn flow(&mut self, f: &Flow) -> Option<usize> {
+        let d = self.input(&f.input);
+        let c = match &f.context {
+            Some(v) => self.input(v).map(Some),
+            None => Some(None),
+        };
+        let (d, c) = (d?, c?);
+        let mut ok = true;
+        for (i, t) in f.transforms.iter().enumerate() {
+            ok &= self.transform(&format!("transforms[{i}]"), t, d, c);
+        }
+        ok.then_some(match f.mode {
+            FlowMode::Sample => d,
+            FlowMode::LogProb => 1,
+        })
+    }
+
+    fn at(&mut self, path: &str, t: &Tensor, message: String, hint: &str) {
+        self.report_t(t, format!("{path}: {message}"), hint);
+    }
+
+    fn shape_at(&mut self, path: &str, t: &Tensor, want: &[usize], why: &str) -> bool {
+        if t.shape != want {
+            self.at(
+                path,
+                t,
+                format!("has shape {:?}, expected {want:?} ({why})", t.shape),
+                "re-export the flow; see docs/flows.md",
+            );
+            return false;
+        }
+        true
+    }
+
+    fn transform(&mut self, path: &str, t: &FlowTransform, d: usize, c: Option<usize>) -> bool {
+        match t {
+            FlowTransform::Permutation { permutation } => {
+                if !self.shape_at(path, permutation, &[d], "one entry per feature") {
+                    return false;
+                }
+                let mut seen = vec![false; d];
+                for (i, &p) in permutation.data.iter().enumerate() {
+                    let p = p as usize;
+                    if p >= d || seen[p] {
+                        self.at(
+                            path,
+                            permutation,
+                            format!("is not a permutation of 0..{d} (entry {i} is {p})"),
+                            "save the transform's _permutation buffer as it is",
+                        );
+                        return false;
+                    }
+                    seen[p] = true;
+                }
+                true
+            }
+            FlowTransform::BatchNorm {
+                weight,
+                bias,
+                mean,
+                var,
+                eps,
+            } => {
+                let mut ok = true;
+                for x in [weight, bias, mean, var] {
+                    ok &= self.shape_at(path, x, &[d], "one entry per feature");
+                }
+                if !eps.is_finite() || *eps < 0.0 {
+                    self.report(
+                        format!("{path}: eps = {eps} is invalid"),
+                        "eps is a finite number >= 0 (nflows BatchNorm: 1e-5)",
+                    );
+                    return false;
+                }
+                if let Some(i) = weight.data.iter().position(|&w| !(w > 0.0)) {
+                    ok = false;
+                    self.at(path, weight, format!("is not positive at index {i}"), "the weight is nflows' softplus(unconstrained_weight) + eps, always > 0; export BatchNorm.weight");
+                }
+                if let Some(i) = var.data.iter().position(|&v| !(f64::from(v) + eps > 0.0)) {
+                    ok = false;
+                    self.at(
+                        path,
+                        var,
+                        format!("var + eps is not positive at index {i}"),
+                        "variances are >= 0; re-export the running variance",
+                    );
+                }
+                ok
+            }
+            FlowTransform::AffineAutoregressive { made, scale, .. } => {
+                let mut ok = match *scale {
+                    AffineScale::Softplus { threshold, eps } => {
+                        let good = !threshold.is_nan()
+                            && eps.is_finite()
+                            && eps > 0.0
+                            && (eps as f32) > 0.0;
+                        if !good {
+                            self.report(format!("{path}.scale: threshold = {threshold}, eps = {eps} are invalid"), "eps must be > 0 so that the scale is positive (nflows: threshold 20, eps 1e-3)");
+                        }
+                        good
+                    }
+                    AffineScale::SoftClipExp { bound } => {
+                        let good = bound.is_finite() && bound > 0.0;
+                        if !good {
+                            self.report(
+                                format!("{path}.scale: bound = {bound} is invalid"),
+                                "the bound is −ln(slope) > 0 (zuko: 6.907755278982137)",
+                            );
+                        }
+                        good
+                    }
+                };
+                ok &= self.made(&format!("{path}.made"), made, d, c, 2);
+                ok
+            }
+        }
+    }
+
+    fn degrees_of(&mut self, path: &str, t: &Tensor, n: usize) -> Option<Vec<usize>> {
+        if !self.shape_at(path, t, &[n], "one degree per unit") {
+            return None;
+        }
+        if let Some(i) = t.data.iter().position(|&x| x < 0.0) {
+            self.at(
+                path,
+                t,
+                format!("has a negative degree at index {i}"),
+                "degrees are integers >= 0",
+            );
+            return None;
+        }
+        Some(t.data.iter().map(|&x| x as usize).collect())
+    }
+
+    fn norm(&mut self, path: &str, n: &Norm, width: usize) -> bool {
+        let mut ok = true;
+        for t in n.tensors() {
+            ok &= self.shape_at(path, t, &[width], "one entry per unit");
+        }
+        if !n.eps.is_finite() || n.eps < 0.0 {
+            self.report(
+                format!("{path}: eps = {} is invalid", n.eps),
+                "eps is a finite number >= 0 (nflows MADE: 1e-3)",
+            );
+            return false;
+        }
+        if ok {
+            if let Some(i) = n
+                .var
+                .data
+                .iter()
+                .position(|&v| !(f64::from(v) + n.eps > 0.0))
+            {
+                self.at(
+                    path,
+                    &n.var,
+                    format!("var + eps is not positive at index {i}"),
+                    "variances are >= 0; re-export the running variance",
+                );
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    /// A masked layer from units of degrees `din`; returns its output degrees. `strict`: the
+    /// output rule (`deg_out > deg_in`) with the given output degrees.
+    fn masked(
+        &mut self,
+        path: &str,
+        l: &MaskedLinear,
+        din: &[usize],
+        out_degrees: Option<&[usize]>,
+    ) -> Option<Vec<usize>> {
+        let n_in = din.len();
+        let n_out = l.weight.shape.first().copied().unwrap_or(0);
+        let mut ok = self.shape_at(
+            path,
+            &l.weight,
+            &[n_out, n_in],
+            "[n_out, n_in], n_in = units of the layer's input",
+        );
+        if n_out == 0 {
+            self.at(
+                path,
+                &l.weight,
+                "has no output units".into(),
+                "a layer needs at least one unit",
+            );
+            return None;
+        }
+        ok &= self.shape_at(path, &l.bias, &[n_out], "one entry per output unit");
+        let given = match &l.degrees {
+            Some(t) => self.degrees_of(path, t, n_out),
+            None => out_degrees.map(<[usize]>::to_vec),
+        };
+        let dout = match (given, out_degrees) {
+            (Some(g), Some(implied)) if g != implied => {
+                if let Some(t) = &l.degrees {
+                    self.at(path, t, format!("are {g:?}, but the outputs of feature i must have feature i's degree: {implied:?}"), "the final layer's rows are feature-major: row i·m + j is parameter j of feature i");
+                }
+                return None;
+            }
+            (Some(g), _) => g,
+            (None, _) => return None,
+        };
+        if !ok {
+            return None;
+        }
+        let strict = out_degrees.is_some();
+        let mut bad = 0;
+        let mut first = None;
+        for o in 0..n_out {
+            for i in 0..n_in {
+                let w = l.weight.data[o * n_in + i];
+                let allowed = if strict {
+                    dout[o] > din[i]
+                } else {
+                    dout[o] >= din[i]
+                };
+                if w != 0.0 && !allowed {
+                    bad += 1;
+                    first.get_or_insert((o, i, w));
+                }
+            }
+        }
+        if let Some((o, i, w)) = first {
+            let rule = if strict {
+                "an output may only read units of lower degree"
+            } else {
+                "a hidden unit may only read units of degree ≤ its own"
+            };
+            self.at(
+                path,
+                &l.weight,
+                format!(
+                    "weight [{o}, {i}] = {w} connects output unit {o} (degree {}) to input unit {i} (degree {}): {rule} ({bad} such weight(s)); the weights are not consistent with the autoregressive degrees",
+                    dout[o], din[i]
+                ),
+                MASK_HINT,
+            );
+            return None;
+        }
+        Some(dout)
+    }
+
+    fn made(&mut self, path: &str, m: &Made, d: usize, c: Option<usize>, params: usize) -> bool {
+        let mut ok = true;
+        let din: Vec<usize> = match &m.input_degrees {
+            Some(t) => {
+                let p = format!("{path}.input_degrees");
+                let mut seen = vec![false; d + 1];
+                match self.degrees_of(&p, t, d) {
+                    Some(g)
+                        if g.iter().all(|&x| {
+                            (1..=d).contains(&x) && !std::mem::replace(&mut seen[x], true)
+                        }) =>
+                    {
+                        g
+                    }
+                    Some(_) => {
+                        self.at(
+                            &p,
+                            t,
+                            format!("is not a permutation of 1..{d}"),
+                            "input degrees give the autoregressive order: each of 1..D once",
+                        );
+                        return false;
+                    }
+                    None => return false,
+                }
+            }
+            None => (1..=d).collect(),
+        };
+        self.activation(&m.activation);
+        let Some(mut h) = self.masked(&format!("{path}.initial"), &m.initial, &din, None) else {
+            return false;
+        };
+        if let Some((lin, act)) = &m.context {
+            self.activation(act);
+            ok &= self.context_layer(&format!("{path}.context"), lin, h.len(), c);
+        }
+        for (i, b) in m.blocks.iter().enumerate() {
+            let bp = format!("{path}.blocks[{i}]");
+            match (b, m.kind) {
+                (
+                    MadeBlock::Residual {
+                        norms,
+                        linear,
+                        context,
+                    },
+                    MadeKind::Residual,
+                ) => {
+                    if let Some(n) = norms {
+                        ok &= self.norm(&format!("{bp}.batchnorm[0]"), &n[0], h.len());
+                    }
+                    let Some(t) = self.masked(&format!("{bp}.linear[0]"), &linear[0], &h, None)
+                    else {
+                        return false;
+                    };
+                    if let Some(n) = norms {
+                        ok &= self.norm(&format!("{bp}.batchnorm[1]"), &n[1], t.len());
+                    }
+                    if let Some(cl) = context {
+                        ok &= self.context_layer(&format!("{bp}.context"), cl, t.len(), c);
+                    }
+                    let Some(u) = self.masked(&format!("{bp}.linear[1]"), &linear[1], &t, None)
+                    else {
+                        return false;
+                    };
+                    if u != h {
+                        if let Some(deg) = &linear[1].degrees {
+                            self.at(&format!("{bp}.linear[1]"), deg, "differ from the degrees of the block's input: a residual block adds its output to its input unit by unit".into(), "in a residual MADE every hidden layer has the same degrees (nflows: random_mask=False)");
+                        }
+                        return false;
+                    }
+                }
+                (MadeBlock::Feedforward { norm, linear }, MadeKind::Feedforward) => {
+                    if let Some(n) = norm {
+                        ok &= self.norm(&format!("{bp}.batchnorm"), n, h.len());
+                    }
+                    let Some(t) = self.masked(&format!("{bp}.linear"), linear, &h, None) else {
+                        return false;
+                    };
+                    h = t;
+                }
+                _ => {
+                    self.report(format!("{bp}: the block's fields do not match the MADE kind"), "residual blocks have \"linear\": [two layers]; feed-forward blocks \"linear\": one layer");
+                    return false;
+                }
+            }
+        }
+        let implied: Vec<usize> = din
+            .iter()
+            .flat_map(|&g| std::iter::repeat_n(g, params))
+            .collect();
+        let fl = &m.final_layer;
+        if fl.weight.shape.first() != Some(&(d * params)) {
+            self.at(
+                &format!("{path}.final"),
+                &fl.weight,
+                format!(
+                    "has shape {:?}, expected [{}, {}] ({params} parameters per feature)",
+                    fl.weight.shape,
+                    d * params,
+                    h.len()
+                ),
+                "re-export the flow; see docs/flows.md",
+            );
+            return false;
+        }
+        ok &= self
+            .masked(&format!("{path}.final"), fl, &h, Some(&implied))
+            .is_some();
+        ok
+    }
+
+    fn context_layer(
+        &mut self,
+        path: &str,
+        l: &crate::ir::flow::Linear,
+        n_out: usize,
+        c: Option<usize>,
+    ) -> bool {
+        let Some(c) = c else {
+            self.at(
+                path,
+                &l.weight,
+                "belongs to a conditional MADE, but the flow has no \"context\"".into(),
+                "give the flow node a \"context\" value",
+            );
+            return false;
+        };
+        let mut ok = self.shape_at(path, &l.weight, &[n_out, c], "[units, context width]");
+        if let Some(b) = &l.bias {
+            ok &= self.shape_at(path, b, &[n_out], "one entry per unit");
+        }
+        ok
+    }
+}

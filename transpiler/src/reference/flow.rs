@@ -1,0 +1,246 @@
+//! The f64 reference of the `flow` op, written as nflows computes it: MADE passes over the
+//! unsorted masked weights, the inverse of an autoregressive transform by `D` full passes.
+
+use super::{apply, at, f};
+use crate::ir::flow::{
+    AffineScale, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind, MaskedLinear,
+    Norm,
+};
+
+type R<T> = Result<T, String>;
+
+/// `W·x + b`, `W` `[n_out, n_in]`.
+fn matvec(w: &crate::ir::Tensor, b: Option<&crate::ir::Tensor>, x: &[f64]) -> R<Vec<f64>> {
+    let n_in = x.len();
+    let n_out = w.shape.first().copied().unwrap_or(0);
+    if w.shape != [n_out, n_in] {
+        return Err(format!(
+            "flow: tensor \"{}\" has shape {:?}, input width {n_in}",
+            w.name, w.shape
+        ));
+    }
+    let (wf, bf) = (f(w), b.map(f));
+    (0..n_out)
+        .map(|o| {
+            let mut y = match &bf {
+                Some(b) => at(b, o)?,
+                None => 0.0,
+            };
+            for (i, xi) in x.iter().enumerate() {
+                y += at(&wf, o * n_in + i)? * xi;
+            }
+            Ok(y)
+        })
+        .collect()
+}
+
+fn masked(l: &MaskedLinear, x: &[f64]) -> R<Vec<f64>> {
+    matvec(&l.weight, Some(&l.bias), x)
+}
+
+fn linear(l: &Linear, x: &[f64]) -> R<Vec<f64>> {
+    matvec(&l.weight, l.bias.as_ref(), x)
+}
+
+fn norm(n: &Norm, x: &[f64]) -> R<Vec<f64>> {
+    let (g, b, m, v) = (f(&n.gamma), f(&n.beta), f(&n.mean), f(&n.var));
+    (0..x.len())
+        .map(|i| Ok((x[i] - at(&m, i)?) / (at(&v, i)? + n.eps).sqrt() * at(&g, i)? + at(&b, i)?))
+        .collect()
+}
+
+fn add(a: &[f64], b: &[f64]) -> R<Vec<f64>> {
+    if a.len() != b.len() {
+        return Err("flow: widths differ in an addition".into());
+    }
+    Ok(a.iter().zip(b).map(|(x, y)| x + y).collect())
+}
+
+fn context(c: Option<&[f64]>) -> R<&[f64]> {
+    c.ok_or_else(|| "flow: a MADE with context layers needs the flow's context".to_owned())
+}
+
+/// The MADE's outputs (`D·m`, feature-major) at `x` (columns in the input's order).
+pub(super) fn made(m: &Made, x: &[f64], c: Option<&[f64]>) -> R<Vec<f64>> {
+    let mut h = masked(&m.initial, x)?;
+    if let Some((l, act)) = &m.context {
+        h = add(&h, &apply(*act, &linear(l, context(c)?)?))?;
+    }
+    if m.kind == MadeKind::Feedforward {
+        h = apply(m.activation, &h);
+    }
+    for b in &m.blocks {
+        match b {
+            MadeBlock::Residual {
+                norms,
+                linear: l,
+                context: cl,
+            } => {
+                let mut t = h.clone();
+                if let Some(n) = norms {
+                    t = norm(&n[0], &t)?;
+                }
+                t = masked(&l[0], &apply(m.activation, &t))?;
+                if let Some(cl) = cl {
+                    t = add(&t, &linear(cl, context(c)?)?)?;
+                }
+                if let Some(n) = norms {
+                    t = norm(&n[1], &t)?;
+                }
+                t = masked(&l[1], &apply(m.activation, &t))?;
+                h = add(&h, &t)?;
+            }
+            MadeBlock::Feedforward { norm: n, linear: l } => {
+                let t = match n {
+                    Some(n) => norm(n, &h)?,
+                    None => h,
+                };
+                h = apply(m.activation, &masked(l, &t)?);
+            }
+        }
+    }
+    masked(&m.final_layer, &h)
+}
+
+fn scale(s: AffineScale, u: f64) -> f64 {
+    match s {
+        AffineScale::Softplus { threshold, eps } => {
+            let sp = if u > threshold {
+                u
+            } else {
+                u.max(0.0) + (-u.abs()).exp().ln_1p()
+            };
+            sp + eps
+        }
+        AffineScale::SoftClipExp { bound } => (u / (1.0 + u.abs() / bound)).exp(),
+    }
+}
+
+/// `(scale, shift)` of every feature.
+fn affine_params(
+    m: &Made,
+    s: AffineScale,
+    scale_param: usize,
+    x: &[f64],
+    c: Option<&[f64]>,
+) -> R<Vec<(f64, f64)>> {
+    let p = made(m, x, c)?;
+    (0..x.len())
+        .map(|i| {
+            Ok((
+                scale(s, at(&p, 2 * i + scale_param)?),
+                at(&p, 2 * i + 1 - scale_param)?,
+            ))
+        })
+        .collect()
+}
+
+/// One transform forward (data → noise): `(y, log|det|)`.
+fn forward(t: &FlowTransform, x: &[f64], c: Option<&[f64]>) -> R<(Vec<f64>, f64)> {
+    Ok(match t {
+        FlowTransform::Permutation { permutation } => (
+            permutation
+                .data
+                .iter()
+                .map(|&p| at(x, p as usize))
+                .collect::<R<_>>()?,
+            0.0,
+        ),
+        FlowTransform::BatchNorm {
+            weight,
+            bias,
+            mean,
+            var,
+            eps,
+        } => {
+            let (w, b, m, v) = (f(weight), f(bias), f(mean), f(var));
+            let mut ld = 0.0;
+            let y = (0..x.len())
+                .map(|i| {
+                    let sd = (at(&v, i)? + eps).sqrt();
+                    ld += at(&w, i)?.ln() - sd.ln();
+                    Ok(at(&w, i)? * (x[i] - at(&m, i)?) / sd + at(&b, i)?)
+                })
+                .collect::<R<_>>()?;
+            (y, ld)
+        }
+        FlowTransform::AffineAutoregressive {
+            made: m,
+            scale: s,
+            scale_param,
+        } => {
+            let p = affine_params(m, *s, *scale_param, x, c)?;
+            (
+                x.iter().zip(&p).map(|(x, (s, sh))| s * x + sh).collect(),
+                p.iter().map(|(s, _)| s.ln()).sum(),
+            )
+        }
+    })
+}
+
+/// One transform inverted (noise → data); an autoregressive transform by `D` full passes.
+fn inverse(t: &FlowTransform, y: &[f64], c: Option<&[f64]>) -> R<Vec<f64>> {
+    Ok(match t {
+        FlowTransform::Permutation { permutation } => {
+            let mut x = vec![0.0; y.len()];
+            for (j, &p) in permutation.data.iter().enumerate() {
+                *x.get_mut(p as usize)
+                    .ok_or("flow: permutation out of range")? = at(y, j)?;
+            }
+            x
+        }
+        FlowTransform::BatchNorm {
+            weight,
+            bias,
+            mean,
+            var,
+            eps,
+        } => {
+            let (w, b, m, v) = (f(weight), f(bias), f(mean), f(var));
+            (0..y.len())
+                .map(|i| {
+                    Ok((y[i] - at(&b, i)?) / at(&w, i)? * (at(&v, i)? + eps).sqrt() + at(&m, i)?)
+                })
+                .collect::<R<_>>()?
+        }
+        FlowTransform::AffineAutoregressive {
+            made: m,
+            scale: s,
+            scale_param,
+        } => {
+            let mut x = vec![0.0; y.len()];
+            for _ in 0..y.len() {
+                let p = affine_params(m, *s, *scale_param, &x, c)?;
+                x = y.iter().zip(&p).map(|(y, (s, sh))| (y - sh) / s).collect();
+            }
+            x
+        }
+    })
+}
+
+/// The flow node's value.
+pub(super) fn eval(fl: &Flow, input: &[f64], c: Option<&[f64]>) -> R<Vec<f64>> {
+    match fl.mode {
+        FlowMode::Sample => {
+            let mut x = input.to_vec();
+            for t in fl.transforms.iter().rev() {
+                x = inverse(t, &x, c)?;
+            }
+            Ok(x)
+        }
+        FlowMode::LogProb => {
+            let mut z = input.to_vec();
+            let mut ld = 0.0;
+            for t in &fl.transforms {
+                let (y, l) = forward(t, &z, c)?;
+                z = y;
+                ld += l;
+            }
+            let d = z.len() as f64;
+            Ok(vec![
+                -0.5 * z.iter().map(|v| v * v).sum::<f64>() - 0.5 * d * std::f64::consts::TAU.ln()
+                    + ld,
+            ])
+        }
+    }
+}

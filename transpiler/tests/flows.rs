@@ -1,0 +1,365 @@
+//! The `flow` op in the transpiler: errors naming file, node, path and tensor; the f64 reference
+//! (sampling and log density consistent through the change of variables); a snapshot of the
+//! generated Rust.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use safetensors::Dtype;
+use serde_json::{json, Value};
+
+fn ints(name: &str, data: &[i64]) -> Raw {
+    Raw {
+        name: name.into(),
+        dtype: Dtype::I64,
+        shape: vec![data.len()],
+        bytes: data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+const D: usize = 3;
+const C: usize = 2;
+const H: usize = 5;
+/// nflows' hidden degrees for D = 3, H = 5: arange(H) % 2 + 1.
+const DEG: [i64; H] = [1, 2, 1, 2, 1];
+
+/// A masked `[rows, cols]` weight: entries the degrees forbid are zero.
+fn masked(
+    name: &str,
+    rows: usize,
+    cols: usize,
+    seed: u64,
+    ok: impl Fn(usize, usize) -> bool,
+) -> Raw {
+    let mut w = rand_vec(rows * cols, seed, 0.6);
+    for r in 0..rows {
+        for c in 0..cols {
+            if !ok(r, c) {
+                w[r * cols + c] = 0.0;
+            }
+        }
+    }
+    t(name, &[rows, cols], &w)
+}
+
+fn layer(p: &str) -> Value {
+    json!({"weight": format!("{p}/weight"), "bias": format!("{p}/bias"), "degrees": format!("{p}/degrees")})
+}
+
+fn norm(p: &str) -> Value {
+    json!({"gamma": format!("{p}/gamma"), "beta": format!("{p}/beta"), "mean": format!("{p}/mean"), "var": format!("{p}/var"), "eps": 1e-3})
+}
+
+fn norm_tensors(p: &str, n: usize, seed: u64) -> Vec<Raw> {
+    let pos: Vec<f32> = rand_vec(n, seed, 0.3).iter().map(|x| 1.0 + x).collect();
+    vec![
+        t(&format!("{p}/gamma"), &[n], &pos),
+        rand(&format!("{p}/beta"), &[n], seed + 1, 0.2),
+        rand(&format!("{p}/mean"), &[n], seed + 2, 0.2),
+        t(&format!("{p}/var"), &[n], &pos),
+    ]
+}
+
+/// A conditional flow (D 3, C 2): a residual-MADE affine MAF with batch norm and context, a
+/// permutation, a flow batch norm, and a feed-forward-MADE affine MAF. `mode`: "sample" or
+/// "log_prob".
+fn flow(
+    dir: &Path,
+    name: &str,
+    mode: &str,
+    edit: impl FnOnce(&mut Value, &mut Vec<Raw>),
+) -> PathBuf {
+    let hidden = |r: usize, c: usize| DEG[r] >= DEG[c];
+    let first = |r: usize, c: usize| DEG[r] > c as i64;
+    let out = |r: usize, c: usize| (r / 2 + 1) as i64 > DEG[c];
+    let mut w = vec![
+        masked("m0/initial/weight", H, D, 1, first),
+        rand("m0/initial/bias", &[H], 2, 0.1),
+        ints("m0/initial/degrees", &DEG),
+        rand("m0/context/weight", &[H, C], 3, 0.5),
+        rand("m0/context/bias", &[H], 4, 0.1),
+        masked("m0/b0/l0/weight", H, H, 5, hidden),
+        rand("m0/b0/l0/bias", &[H], 6, 0.1),
+        ints("m0/b0/l0/degrees", &DEG),
+        masked("m0/b0/l1/weight", H, H, 7, hidden),
+        rand("m0/b0/l1/bias", &[H], 8, 0.1),
+        ints("m0/b0/l1/degrees", &DEG),
+        rand("m0/b0/context/weight", &[H, C], 9, 0.5),
+        masked("m0/final/weight", 2 * D, H, 10, out),
+        rand("m0/final/bias", &[2 * D], 11, 0.2),
+        ints("perm", &[2, 0, 1]),
+        t("bn/weight", &[D], &[1.2, 0.8, 1.1]),
+        rand("bn/bias", &[D], 12, 0.2),
+        rand("bn/mean", &[D], 13, 0.3),
+        t("bn/var", &[D], &[0.9, 1.3, 0.7]),
+        masked("m1/initial/weight", H, D, 14, first),
+        rand("m1/initial/bias", &[H], 15, 0.1),
+        ints("m1/initial/degrees", &DEG),
+        rand("m1/context/weight", &[H, C], 16, 0.5),
+        masked("m1/b0/l/weight", H, H, 17, hidden),
+        rand("m1/b0/l/bias", &[H], 18, 0.1),
+        ints("m1/b0/l/degrees", &DEG),
+        masked("m1/final/weight", 2 * D, H, 19, out),
+        rand("m1/final/bias", &[2 * D], 20, 0.2),
+    ];
+    for (p, s) in [("m0/b0/bn0", 30), ("m0/b0/bn1", 40), ("m1/b0/bn", 50)] {
+        w.extend(norm_tensors(p, H, s));
+    }
+    let transforms = json!([
+        {"kind": "affine_autoregressive", "params": ["scale", "shift"], "scale": {"kind": "softplus", "threshold": 20, "eps": 1e-3},
+         "made": {"kind": "residual", "activation": {"kind": "relu"},
+                  "initial": layer("m0/initial"),
+                  "context": {"weight": "m0/context/weight", "bias": "m0/context/bias", "activation": {"kind": "relu"}},
+                  "blocks": [{"batchnorm": [norm("m0/b0/bn0"), norm("m0/b0/bn1")], "linear": [layer("m0/b0/l0"), layer("m0/b0/l1")],
+                              "context": {"weight": "m0/b0/context/weight"}}],
+                  "final": {"weight": "m0/final/weight", "bias": "m0/final/bias"}}},
+        {"kind": "permutation", "permutation": "perm"},
+        {"kind": "batchnorm", "weight": "bn/weight", "bias": "bn/bias", "mean": "bn/mean", "var": "bn/var", "eps": 1e-5},
+        {"kind": "affine_autoregressive", "params": ["shift", "scale"], "scale": {"kind": "soft_clip_exp", "bound": 6.907755278982137},
+         "made": {"kind": "feedforward", "activation": {"kind": "tanh"},
+                  "initial": layer("m1/initial"),
+                  "context": {"weight": "m1/context/weight", "activation": {"kind": "linear"}},
+                  "blocks": [{"batchnorm": norm("m1/b0/bn"), "linear": layer("m1/b0/l")}],
+                  "final": {"weight": "m1/final/weight", "bias": "m1/final/bias"}}}
+    ]);
+    let mut spec = if mode == "sample" {
+        json!({
+            "format": "flashc/1", "name": name,
+            "inputs": [{"name": "c", "columns": cols("c", C)}],
+            "noise": {"name": "z", "dim": D, "distribution": "normal"},
+            "graph": [{"name": "x", "op": "flow", "input": "z", "context": "c", "mode": "sample", "base": "standard_normal", "transforms": transforms}],
+            "outputs": [{"value": "x", "columns": cols("x", D)}]
+        })
+    } else {
+        json!({
+            "format": "flashc/1", "name": name,
+            "inputs": [{"name": "x", "columns": cols("x", D)}, {"name": "c", "columns": cols("c", C)}],
+            "graph": [{"name": "lp", "op": "flow", "input": "x", "context": "c", "mode": "log_prob", "base": "standard_normal", "transforms": transforms}],
+            "outputs": [{"value": "lp", "columns": ["log_prob"]}]
+        })
+    };
+    edit(&mut spec, &mut w);
+    write_model(dir, name, spec, &w)
+}
+
+fn transforms(spec: &mut Value) -> &mut Value {
+    &mut spec["graph"][0]["transforms"]
+}
+
+/// log p(x) from the sampling map: x = S(z) ⇒ log p(x) = log N(z) − log|det ∂S/∂z| (the
+/// Jacobian by central differences, in f64).
+#[test]
+fn reference_sampling_and_log_density_agree_through_the_change_of_variables() {
+    let d = tempfile::tempdir().unwrap();
+    let sample = transpiler::load(flow(d.path(), "fs", "sample", |_, _| {})).unwrap();
+    let density = transpiler::load(flow(d.path(), "fl", "log_prob", |_, _| {})).unwrap();
+    let eval = transpiler::reference::eval_row;
+    for (k, (z, c)) in [
+        ([0.3, -1.2, 0.7], [0.5, -0.2]),
+        ([-1.5, 0.1, 2.0], [-1.0, 1.3]),
+        ([0.0, 0.0, 0.0], [0.0, 0.0]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = eval(sample.model(), &c, &z).unwrap();
+        let h = 1e-5;
+        let mut jac = [[0.0f64; D]; D];
+        for j in 0..D {
+            let (mut zp, mut zm) = (z, z);
+            zp[j] += h;
+            zm[j] -= h;
+            let (xp, xm) = (
+                eval(sample.model(), &c, &zp).unwrap(),
+                eval(sample.model(), &c, &zm).unwrap(),
+            );
+            for i in 0..D {
+                jac[i][j] = (xp[i] - xm[i]) / (2.0 * h);
+            }
+        }
+        let det = jac[0][0] * (jac[1][1] * jac[2][2] - jac[1][2] * jac[2][1])
+            - jac[0][1] * (jac[1][0] * jac[2][2] - jac[1][2] * jac[2][0])
+            + jac[0][2] * (jac[1][0] * jac[2][1] - jac[1][1] * jac[2][0]);
+        let log_n: f64 =
+            z.iter().map(|v| -0.5 * v * v).sum::<f64>() - 1.5 * std::f64::consts::TAU.ln();
+        let want = log_n - det.abs().ln();
+        let input: Vec<f64> = x.iter().copied().chain(c).collect();
+        let got = eval(density.model(), &input, &[]).unwrap()[0];
+        assert!(
+            (got - want).abs() < 1e-6,
+            "point {k}: log_prob {got} vs change of variables {want}"
+        );
+    }
+}
+
+#[test]
+fn snapshot_of_generated_flow() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = flow(d.path(), "flow_demo", "sample", |_, _| {});
+    let mut m = transpiler::load(&spec).unwrap().model().clone();
+    m.source = "models/flow_demo.json".into();
+    let model = transpiler::ir::validate(m).unwrap();
+    let (code, _) = transpiler::generate(&model, &quote::quote!(::runtime));
+    insta::assert_snapshot!("flow_demo", code);
+    let (again, _) = transpiler::generate(&model, &quote::quote!(::runtime));
+    assert_eq!(code, again, "generated code is deterministic");
+    // The log-density model compiles to valid Rust too.
+    let lp = transpiler::load(flow(d.path(), "flow_lp", "log_prob", |_, _| {})).unwrap();
+    syn::parse_file(&transpiler::generate(&lp, &quote::quote!(::runtime)).0).unwrap();
+}
+
+#[test]
+fn unmasked_weights_are_named_with_the_degrees_they_break() {
+    let d = tempfile::tempdir().unwrap();
+    let p = flow(d.path(), "bad", "sample", |_, w| {
+        // Feature 3 (degree 3) may not feed any hidden unit (degrees 1, 2).
+        let i = w
+            .iter()
+            .position(|r| r.name == "m0/initial/weight")
+            .unwrap();
+        w[i] = rand("m0/initial/weight", &[H, D], 1, 0.6);
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "node \"x\" (op flow)",
+            "tensor \"m0/initial/weight\"",
+            "transforms[0].made.initial",
+            "degree",
+            "not consistent with the autoregressive degrees",
+            "hint: export the masked weights",
+        ],
+    );
+    let p = flow(d.path(), "bad2", "sample", |_, w| {
+        // An output of feature 1 reading a hidden unit: outputs read strictly lower degrees.
+        let i = w.iter().position(|r| r.name == "m1/final/weight").unwrap();
+        w[i] = rand("m1/final/weight", &[2 * D, H], 3, 0.6);
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "tensor \"m1/final/weight\"",
+            "transforms[3].made.final",
+            "an output may only read units of lower degree",
+        ],
+    );
+}
+
+#[test]
+fn every_problem_of_a_flow_is_reported_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let p = flow(d.path(), "many", "sample", |s, w| {
+        let ts = transforms(s);
+        ts[1]["permutation"] = json!("perm");
+        ts[2]["eps"] = json!(-1);
+        ts[3]["params"] = json!(["a", "b"]);
+        ts[0]["made"]["blocks"][0]["linear"][1]["degrees"] = json!("m0/b0/l1/degrees");
+        ts.as_array_mut()
+            .unwrap()
+            .push(json!({"kind": "lu_linear"}));
+        let i = w.iter().position(|r| r.name == "perm").unwrap();
+        w[i] = ints("perm", &[0, 0, 1]);
+    });
+    let e = load_err(&p);
+    assert_has(
+        &e,
+        &[
+            "transforms[4]: unknown transform kind \"lu_linear\"",
+            "supported kinds: \"permutation\", \"batchnorm\", \"affine_autoregressive\"",
+            "transforms[3]: field \"params\" must be [\"scale\", \"shift\"] or [\"shift\", \"scale\"]",
+        ],
+    );
+    // Lowering problems stop the node before validation; the rest are validation problems.
+    let p = flow(d.path(), "many2", "sample", |s, w| {
+        let ts = transforms(s);
+        ts[2]["eps"] = json!(-1);
+        let i = w.iter().position(|r| r.name == "perm").unwrap();
+        w[i] = ints("perm", &[0, 0, 1]);
+        let i = w.iter().position(|r| r.name == "m0/b0/l1/degrees").unwrap();
+        w[i] = ints("m0/b0/l1/degrees", &[2, 2, 1, 2, 1]);
+    });
+    let e = load_err(&p);
+    assert_has(
+        &e,
+        &[
+            "3 problem(s) found",
+            "tensor \"perm\": transforms[1]: is not a permutation of 0..3",
+            "transforms[2]: eps = -1 is invalid",
+            "transforms[0].made.blocks[0].linear[1]",
+            "a residual block adds its output to its input unit by unit",
+        ],
+    );
+}
+
+#[test]
+fn missing_fields_and_wrong_tensors_name_their_path() {
+    let d = tempfile::tempdir().unwrap();
+    let p = flow(d.path(), "miss", "sample", |s, w| {
+        let ts = transforms(s);
+        ts[0]["made"].as_object_mut().unwrap().remove("final");
+        ts[3]["made"]["initial"]["degrees"] = json!("m1/initial/bias");
+        ts[0]["made"]["bogus"] = json!(1);
+        w.push(t("float_degrees", &[5], &[1.5, 2.0, 1.0, 2.0, 1.0]));
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "transforms[0].made: missing field \"final\"",
+            "transforms[0].made: unknown field(s) \"bogus\"",
+            "tensor \"m1/initial/bias\"",
+            "field \"transforms[3].made.initial.degrees\" needs integers",
+        ],
+    );
+    // A conditional MADE in a flow without context; a mode that does not exist.
+    let p = flow(d.path(), "noctx", "sample", |s, _| {
+        s["graph"][0].as_object_mut().unwrap().remove("context");
+        s["graph"][0]["mode"] = json!("sample");
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "transforms[0].made.context",
+            "the flow has no \"context\"",
+            "hint: give the flow node a \"context\" value",
+        ],
+    );
+    let p = flow(d.path(), "mode", "sample", |s, _| {
+        s["graph"][0]["mode"] = json!("forward")
+    });
+    assert_has(
+        &load_err(&p),
+        &["field \"mode\" is \"forward\"", "\"log_prob\""],
+    );
+    // A batch-norm transform whose weight is not positive.
+    let p = flow(d.path(), "bnw", "sample", |_, w| {
+        let i = w.iter().position(|r| r.name == "bn/weight").unwrap();
+        w[i] = t("bn/weight", &[D], &[1.0, 0.0, 1.0]);
+    });
+    assert_has(
+        &load_err(&p),
+        &["tensor \"bn/weight\": transforms[2]: is not positive at index 1"],
+    );
+}
+
+#[test]
+fn flows_have_no_ptx() {
+    let d = tempfile::tempdir().unwrap();
+    let m = transpiler::load(flow(d.path(), "fp", "sample", |_, _| {})).unwrap();
+    let e = transpiler::codegen::ptx::generate(&m)
+        .unwrap_err()
+        .to_string();
+    assert_has(
+        &e,
+        &[
+            "node \"x\" (op flow)",
+            "the PTX backend does not support op flow",
+            "hint:",
+        ],
+    );
+    assert_eq!(
+        transpiler::codegen::ptx::unsupported_nodes(&m),
+        [("x", "flow")]
+    );
+}
