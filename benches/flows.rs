@@ -3,7 +3,7 @@
 //! same model and weights, same batch sizes) with the speed-up.
 //!
 //! ```sh
-//! FLASHC_PYTHON=/path/to/python cargo bench --bench flows    # a Python with torch and nflows 0.14
+//! FLASHC_PYTHON=/path/to/python cargo bench --bench flows    # a Python with torch, nflows 0.14, zuko
 //! ```
 //!
 //! Without such a Python (`FLASHC_PYTHON`, else `python3`) the table shows flashc alone. The
@@ -122,7 +122,7 @@ fn torch_ns(name: &str) -> Result<Vec<(usize, f64, f64)>, String> {
 fn comparison() {
     let tier = runtime::isa::active();
     println!(
-        "\nflashc ({tier}, one thread) against nflows in PyTorch (one thread): x = T⁻¹(z; context)"
+        "\nflashc ({tier}, one thread) against nflows / zuko in PyTorch (one thread): x = T⁻¹(z; context)"
     );
     println!(
         "{:<16} {:>6} {:>14} {:>14} {:>14} {:>14} {:>9}",

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""PyTorch (nflows) timing of a flow model under models/, one thread: the peer of `benches/flows.rs`.
+"""PyTorch (nflows, zuko) timing of a flow model under models/, one thread: the peer of `benches/flows.rs`.
 
     python benches/flows_torch.py MODEL [BATCH ...] [--seconds S]
 
 Rebuilds the nflows flow of MODEL with the architecture of models/train_flow_models.py, loads the
 exported weights (models/MODEL.safetensors, walked through the spec's transforms), checks that
-`flow._transform.inverse(z, context)` reproduces the fixture (tests/fixtures/MODEL.safetensors), then
+its inverse (`flow._transform.inverse(z, context)`, zuko `flow(context).transform.inv(z)`) reproduces the fixture (tests/fixtures/MODEL.safetensors), then
 times it at each batch size (default 1 and 1024) with torch.set_num_threads(1), eval, no_grad.
 Prints one JSON object: {"model", "max_rel_diff_vs_fixture", "ns_per_sample": {batch: ns}}.
 Batch 1 is one `inverse` call per row from Python, as nflows is called.
@@ -29,7 +29,27 @@ import train_flow_models as tfm  # noqa: E402
 from flashc_export import st  # noqa: E402
 from flashc_export.nflows import flatten  # noqa: E402
 
-ARCH = {"nflows_maf": tfm.maf6, "nflows_maf20": tfm.maf20}
+ARCH = {"nflows_maf": tfm.maf6, "nflows_maf20": tfm.maf20, "zuko_maf": tfm.zuko_maf}
+
+
+def load_zuko(flow, spec, w):
+    """Copies the exported tensors into zuko's MaskedMLPs (the first layer reads cat(x, c))."""
+    from zuko.nn import MaskedLinear
+
+    def cp(param, value):
+        with torch.no_grad():
+            param.copy_(torch.from_numpy(np.asarray(value)).to(param.dtype).reshape(param.shape))
+
+    for t, js in zip(flow.transform.transforms, spec["graph"][0]["transforms"]):
+        m = js["made"]
+        lins = [x for x in t.hyper if isinstance(x, MaskedLinear)]
+        first = np.asarray(w[m["initial"]["weight"]])
+        if "context" in m:
+            first = np.concatenate([first, np.asarray(w[m["context"]["weight"]])], axis=1)
+        cp(lins[0].weight, first), cp(lins[0].bias, w[m["initial"]["bias"]])
+        for lin, b in zip(lins[1:-1], m["blocks"]):
+            cp(lin.weight, w[b["linear"]["weight"]]), cp(lin.bias, w[b["linear"]["bias"]])
+        cp(lins[-1].weight, w[m["final"]["weight"]]), cp(lins[-1].bias, w[m["final"]["bias"]])
 
 
 def load(flow, spec, w):
@@ -89,12 +109,13 @@ def main():
     w = st.load(os.path.join(ROOT, "models", spec["weights"]))
     torch.manual_seed(0)
     flow = ARCH[name]()
-    load(flow, spec, w)
+    (load_zuko if name.startswith("zuko") else load)(flow, spec, w)
     flow.eval()
+    inverse = tfm.inverse
     fx = st.load(os.path.join(ROOT, "tests", "fixtures", name + ".safetensors"))
     c, z, want = (torch.from_numpy(fx[k]) for k in ("inputs", "noise", "outputs"))
     with torch.no_grad():
-        got = flow._transform.inverse(z, c)[0].numpy()
+        got = inverse(flow, z, c).numpy()
     diff = float(np.max(np.abs(got - want.numpy()) / np.maximum(1.0, np.abs(want.numpy()))))
     out = {"model": name, "max_rel_diff_vs_fixture": diff, "ns_per_sample": {}}
     for batch in batches:
@@ -102,16 +123,16 @@ def main():
         cb, zb = c.repeat(reps, 1)[:batch].contiguous(), z.repeat(reps, 1)[:batch].contiguous()
         rows = [(cb[i:i + 1], zb[i:i + 1]) for i in range(batch)] if batch == 1 else None
         with torch.no_grad():
-            flow._transform.inverse(zb, cb)  # warm-up
+            inverse(flow, zb, cb)  # warm-up
             best = float("inf")
             t_end = time.perf_counter() + seconds
             while True:
                 t0 = time.perf_counter()
                 if rows is not None:
                     for ci, zi in rows:
-                        flow._transform.inverse(zi, ci)
+                        inverse(flow, zi, ci)
                 else:
-                    flow._transform.inverse(zb, cb)
+                    inverse(flow, zb, cb)
                 best = min(best, time.perf_counter() - t0)
                 if time.perf_counter() > t_end:
                     break
