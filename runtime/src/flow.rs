@@ -1337,7 +1337,7 @@ unsafe fn map<S: Simd>(
     gs: usize,
 ) {
     if affine.is_none() && act == Activation::Linear {
-        if src != dst as *const f32 {
+        if !core::ptr::eq(src, dst) {
             core::ptr::copy_nonoverlapping(src, dst, gs * rt);
         }
         return;
