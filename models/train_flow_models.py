@@ -3,7 +3,7 @@
 
     python models/train_flow_models.py            # from the repository root; CPU only, a few minutes
 
-Needs torch and nflows 0.14 (`pip install nflows==0.14`). Every model is conditional, D = 16
+Needs torch, nflows 0.14 and zuko (`pip install nflows==0.14 zuko`; zuko 1.6.0 was used). Every model is conditional, D = 16
 targets given C = 12 context variables of a toy "jet" dataset defined below, trained briefly (fixed
 seeds, CPU, deterministic), then exported with `flashc_export.nflows`:
 
@@ -12,12 +12,17 @@ seeds, CPU, deterministic), then exported with `flashc_export.nflows`:
   nflows_maf20     20 × [MaskedAffineAutoregressiveTransform (residual MADE, 2 blocks, hidden 64,
                    ReLU), BatchNorm, RandomPermutation]: the benchmark shape (FlowSim-like D and C)
 
+  zuko_maf         zuko.flows.MAF(16, 12, transforms=5, hidden_features=(64, 64)): MaskedMLP
+                   hyper-networks on cat(x, c), orders alternating ascending/descending, soft-clipped
+                   affine scale
+
 and for each `<name>_log_prob`, the log density of the same flow (same weights file).
 
 Fixtures (tests/fixtures/<name>.safetensors, 256 rows):
   <name>           inputs = context rows of the toy dataset, noise = fixed N(0, 1) base noise z,
-                   outputs = flow._transform.inverse(z, context) (nflows, float32, eval, no_grad)
-  <name>_log_prob  inputs = [x, context] with x from the toy dataset, outputs = flow.log_prob(x, context)
+                   outputs = flow._transform.inverse(z, context) (nflows) or flow(context).transform.inv(z)
+                   (zuko), float32, eval, no_grad
+  <name>_log_prob  inputs = [x, context] with x from the toy dataset, outputs = flow.log_prob(x, context) (zuko: flow(context).log_prob(x))
 
 All seeds are fixed; running it again writes identical files (torch.use_deterministic_algorithms).
 """
@@ -36,6 +41,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from flashc_export import nflows as fxn  # noqa: E402
+from flashc_export import zuko as fxz  # noqa: E402
 from flashc_export import st  # noqa: E402
 from flashc_export.reference import evaluate  # noqa: E402
 
@@ -118,6 +124,24 @@ def maf20():
     return Flow(CompositeTransform(ts), StandardNormal([D]))
 
 
+def zuko_maf():
+    import zuko
+
+    return zuko.flows.MAF(D, C, transforms=5, hidden_features=(64, 64))
+
+
+def is_zuko(flow):
+    return type(flow).__module__.startswith("zuko")
+
+
+def log_prob(flow, x, c):
+    return flow(c).log_prob(x) if is_zuko(flow) else flow.log_prob(x, c)
+
+
+def inverse(flow, z, c):
+    return flow(c).transform.inv(z) if is_zuko(flow) else flow._transform.inverse(z, c)[0]
+
+
 def train(flow, toy, steps, seed, lr=1e-3, batch=512):
     r = np.random.default_rng(seed)
     opt = torch.optim.Adam(flow.parameters(), lr=lr)
@@ -127,7 +151,7 @@ def train(flow, toy, steps, seed, lr=1e-3, batch=512):
     for i in range(steps):
         c = toy.context(r, batch)
         x = toy.sample(r, c)
-        loss = -flow.log_prob(torch.tensor(x, dtype=torch.float32), torch.tensor(c, dtype=torch.float32)).mean()
+        loss = -log_prob(flow, torch.tensor(x, dtype=torch.float32), torch.tensor(c, dtype=torch.float32)).mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(flow.parameters(), 1.0)
@@ -152,24 +176,26 @@ def build(name, make, steps, seed, toy, lr=1e-3):
     print(f"{name}: training {steps} steps", flush=True)
     torch.manual_seed(seed)
     flow = train(make(), toy, steps, seed, lr=lr)
-    fxn.export(os.path.join(MODELS, name), name, flow, columns=TARGETS, context_columns=CONTEXT,
-               description=f"nflows affine MAF on a toy conditional density (D={D}, C={C}); "
-                           "samples x = T^-1(z; context) from base noise z (models/train_flow_models.py)")
+    lib = "zuko" if is_zuko(flow) else "nflows"
+    exporter = fxz if is_zuko(flow) else fxn
+    exporter.export(os.path.join(MODELS, name), name, flow, columns=TARGETS, context_columns=CONTEXT,
+                    description=f"{lib} affine MAF on a toy conditional density (D={D}, C={C}); "
+                                "samples x = T^-1(z; context) from base noise z (models/train_flow_models.py)")
     r = np.random.default_rng(seed + 1)
     c = toy.context(r, N_FIX).astype(np.float32)
     x = toy.sample(r, c.astype(np.float64)).astype(np.float32)
     z = r.normal(0, 1, (N_FIX, D)).astype(np.float32)
     with torch.no_grad():
-        samples = flow._transform.inverse(torch.tensor(z), torch.tensor(c))[0].numpy()
-        log_prob = flow.log_prob(torch.tensor(x), torch.tensor(c)).numpy()[:, None]
+        samples = inverse(flow, torch.tensor(z), torch.tensor(c)).numpy()
+        lp = log_prob(flow, torch.tensor(x), torch.tensor(c)).numpy()[:, None]
     write_fixture(name, c, samples, noise=z)
-    write_fixture(name + "_log_prob", np.concatenate([x, c], axis=1), log_prob)
+    write_fixture(name + "_log_prob", np.concatenate([x, c], axis=1), lp)
     # The float64 reference evaluator of the spec agrees with nflows.
     ref_s = evaluate(os.path.join(MODELS, name + ".json"), c.astype(np.float64), z.astype(np.float64))
     ref_l = evaluate(os.path.join(MODELS, name + "_log_prob.json"), np.concatenate([x, c], axis=1).astype(np.float64))
     es = np.max(np.abs(ref_s - samples) / np.maximum(1.0, np.abs(samples)))
-    el = np.max(np.abs(ref_l - log_prob))
-    print(f"{name}: reference vs nflows: samples {es:.2e} (relative), log_prob {el:.2e} (absolute)")
+    el = np.max(np.abs(ref_l - lp))
+    print(f"{name}: reference vs {lib}: samples {es:.2e} (relative), log_prob {el:.2e} (absolute)")
     assert es < 1e-4 and el < 1e-4, name
 
 
@@ -179,6 +205,7 @@ def main():
     toy = Toy(SEED)
     build("nflows_maf", maf6, 1500, SEED + 10, toy)
     build("nflows_maf20", maf20, 600, SEED + 20, toy, lr=2e-4)
+    build("zuko_maf", zuko_maf, 1000, SEED + 30, toy)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ reference evaluation (nflows' algorithms: MADE passes on the masked weights, the
 autoregressive transform by D full passes)."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -229,3 +230,44 @@ def evaluate_flow(node: dict, T, x: np.ndarray, c: Optional[np.ndarray]) -> np.n
         ld = ld + l
     d = x.shape[1]
     return (-0.5 * np.sum(x * x, axis=1) - 0.5 * d * np.log(2 * np.pi) + ld)[:, None]
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+def write_flow_specs(b, path_prefix: str, name: str, transforms: List[dict], cols: Sequence[str],
+                     ctx_cols: Sequence[str], log_prob: bool = True, description: Optional[str] = None) -> List[dict]:
+    """Writes the sampling spec `path_prefix.json` (model `name`: context + base noise `z` ->
+    samples), the weights `path_prefix.safetensors` and, with `log_prob`, `<dir>/<name>_log_prob.json`
+    (model `<name>_log_prob`: x + context -> log p(x | context)) reading the same weights. `b` is the
+    GraphBuilder holding the tensors, with "context" and "z" declared. Returns the specs."""
+    from .builder import ExportError, dumps
+    from .validate import validate_spec
+
+    d = len(cols)
+
+    def node(value: str, input: str, mode: str) -> dict:
+        return {"name": value, "op": "flow", "input": input, "context": "context", "mode": mode,
+                "base": "standard_normal", "transforms": transforms}
+
+    b.nodes = [node("x", "z", "sample")]
+    b.widths["x"] = d
+    spec = b.write(path_prefix, name, [{"name": "context", "columns": list(ctx_cols)}],
+                   {"name": "z", "dim": d, "distribution": "normal"}, [{"value": "x", "columns": list(cols)}], description)
+    specs = [spec]
+    if log_prob:
+        lp = {"format": spec["format"], "name": f"{name}_log_prob"}
+        if description:
+            lp["description"] = description + " (log density)"
+        lp["weights"] = spec["weights"]
+        lp["inputs"] = [{"name": "x", "columns": list(cols)}, {"name": "context", "columns": list(ctx_cols)}]
+        lp["graph"] = [node("log_prob", "x", "log_prob")]
+        lp["outputs"] = [{"value": "log_prob", "columns": ["log_prob"]}]
+        shapes = {k: list(v.shape) for k, v in b.tensors.items()}
+        shapes.update({k: list(v.shape) for k, v in b.int_tensors.items()})
+        problems = validate_spec(lp, shapes)
+        if problems:
+            raise ExportError("exported log-prob spec is invalid:\n  " + "\n  ".join(problems))
+        with open(os.path.join(os.path.dirname(path_prefix), f"{name}_log_prob.json"), "w") as f:
+            f.write(dumps(lp))
+        specs.append(lp)
+    return specs

@@ -15,10 +15,10 @@ Anything else is an `ExportError` naming the module and where it sits.
 """
 from __future__ import annotations
 
-import os
 from typing import List, Optional, Sequence
 
-from .builder import ExportError, GraphBuilder, dumps
+from .builder import ExportError, GraphBuilder
+from .flow import write_flow_specs
 
 SUPPORTED = ("CompositeTransform", "MaskedAffineAutoregressiveTransform", "RandomPermutation", "ReversePermutation",
              "Permutation", "BatchNorm")
@@ -188,8 +188,6 @@ def export(path_prefix: str, name: str, flow, *, columns: Sequence[str], context
     (model `name`: samples `x = T⁻¹(z; context)` from the base noise `z`, a normal noise input of
     D columns) and, with `log_prob`, `<dir>/<name>_log_prob.json` (model `<name>_log_prob`:
     `log p(x | context)` of inputs `x` and `context`). Returns the written specs."""
-    from .validate import validate_spec
-
     d = check_flow(flow)
     cols = [str(c) for c in columns]
     if len(cols) != d:
@@ -201,30 +199,4 @@ def export(path_prefix: str, name: str, flow, *, columns: Sequence[str], context
     b.declare("context", len(ctx_cols))
     b.declare("z", d)
     transforms = transforms_json(b, flow, d)
-
-    def node(value: str, input: str, mode: str) -> dict:
-        return {"name": value, "op": "flow", "input": input, "context": "context", "mode": mode,
-                "base": "standard_normal", "transforms": transforms}
-
-    b.nodes = [node("x", "z", "sample")]
-    b.widths["x"] = d
-    spec = b.write(path_prefix, name, [{"name": "context", "columns": ctx_cols}],
-                   {"name": "z", "dim": d, "distribution": "normal"}, [{"value": "x", "columns": cols}], description)
-    specs = [spec]
-    if log_prob:
-        lp = {"format": spec["format"], "name": f"{name}_log_prob"}
-        if description:
-            lp["description"] = description + " (log density)"
-        lp["weights"] = spec["weights"]
-        lp["inputs"] = [{"name": "x", "columns": cols}, {"name": "context", "columns": ctx_cols}]
-        lp["graph"] = [node("log_prob", "x", "log_prob")]
-        lp["outputs"] = [{"value": "log_prob", "columns": ["log_prob"]}]
-        shapes = {k: list(v.shape) for k, v in b.tensors.items()}
-        shapes.update({k: list(v.shape) for k, v in b.int_tensors.items()})
-        problems = validate_spec(lp, shapes)
-        if problems:
-            raise ExportError("exported log-prob spec is invalid:\n  " + "\n  ".join(problems))
-        with open(os.path.join(os.path.dirname(path_prefix), f"{name}_log_prob.json"), "w") as f:
-            f.write(dumps(lp))
-        specs.append(lp)
-    return specs
+    return write_flow_specs(b, path_prefix, name, transforms, cols, ctx_cols, log_prob, description)

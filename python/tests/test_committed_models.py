@@ -50,9 +50,11 @@ EXPECTED = {
     "nflows_maf_log_prob": (28, 0, 1),
     "nflows_maf20": (12, 16, 16),
     "nflows_maf20_log_prob": (28, 0, 1),
+    "zuko_maf": (12, 16, 16),
+    "zuko_maf_log_prob": (28, 0, 1),
 }
 # Models reading another model's weights file (a flow's sampling and log-density models share one).
-WEIGHTS = {"nflows_maf_log_prob": "nflows_maf", "nflows_maf20_log_prob": "nflows_maf20"}
+WEIGHTS = {"nflows_maf_log_prob": "nflows_maf", "nflows_maf20_log_prob": "nflows_maf20", "zuko_maf_log_prob": "zuko_maf"}
 
 
 def test_model_list():

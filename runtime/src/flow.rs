@@ -67,6 +67,8 @@ pub const ROW_BLOCK: usize = 16;
 pub const MAX_VALUES: usize = 64;
 /// Most ops a MADE may have.
 pub const MAX_OPS: usize = 128;
+/// Most dot-product chains the one-row path runs side by side (masked ops + the output).
+const MAX_CHAINS: usize = 32;
 
 /// `n` rounded up to a multiple of [`PAD`].
 pub const fn padded(n: usize) -> usize {
@@ -739,6 +741,8 @@ unsafe fn tile<S: Simd, const RV: usize, const UB: usize>(
                 feature::<S, RV, UB>(made, t, true, false, k, &mut ooff, l, true);
             }
         }
+    } else if rt == 1 && pipelined::<S>(made) {
+        row_sweep::<S>(made, t, inverse, ld, x, l);
     } else if inverse {
         for k in 0..d {
             if k > 0 {
@@ -765,6 +769,228 @@ unsafe fn tile<S: Simd, const RV: usize, const UB: usize>(
     if ld {
         for i in 0..nt {
             *io.logdet.add((r0 + i) * io.ls) += *l.logdet.add(i);
+        }
+    }
+}
+
+/// Whether [`row_sweep`] can run `made`: every group of a masked op and the output's
+/// parameters fit one vector, and there are fewer than [`MAX_CHAINS`] masked ops.
+fn pipelined<S: Simd>(made: &Made) -> bool {
+    made.output.params <= S::LANES
+        && made
+            .ops
+            .iter()
+            .filter(|op| matches!(op, MadeOp::Masked { .. }))
+            .count()
+            < MAX_CHAINS
+        && made.ops.iter().all(|op| match *op {
+            MadeOp::Masked { dst, .. } => (0..made.features).all(|k| {
+                let (g0, g1) = made.values[dst].group(k);
+                g1 - g0 <= S::LANES
+            }),
+            MadeOp::Map { .. } => true,
+        })
+}
+
+/// One dot-product chain: `acc += Σ_{from ≤ v < to} src[v]·w[v·gp ..]`, ascending `v`.
+#[derive(Clone, Copy)]
+struct Job {
+    w: *const f32,
+    gp: usize,
+    src: *const f32,
+    len: usize,
+}
+
+#[inline(always)]
+unsafe fn chain<S: Simd>(
+    mut acc: S::V,
+    w: *const f32,
+    gp: usize,
+    src: *const f32,
+    from: usize,
+    to: usize,
+) -> S::V {
+    for v in from..to {
+        acc = S::fma(S::splat(*src.add(v)), S::load(w.add(v * gp)), acc);
+    }
+    acc
+}
+
+/// `N` independent chains from zero over each job's `0..len`, in lockstep over their common
+/// length (the order within each chain is unchanged).
+#[inline(always)]
+unsafe fn chains<S: Simd, const N: usize>(jobs: &[Job], accs: &mut [S::V]) {
+    let common = jobs[..N].iter().map(|j| j.len).min().unwrap_or(0);
+    let mut a = [S::splat(0.0); N];
+    for v in 0..common {
+        for q in 0..N {
+            let j = jobs[q];
+            a[q] = S::fma(S::splat(*j.src.add(v)), S::load(j.w.add(v * j.gp)), a[q]);
+        }
+    }
+    for q in 0..N {
+        let j = jobs[q];
+        accs[q] = chain::<S>(a[q], j.w, j.gp, j.src, common, j.len);
+    }
+}
+
+/// The one-row sweep with the chains reordered for instruction-level parallelism: at step `k`,
+/// every op's sum over the source units of degree `< k` (and, inverting, feature `k − 1`'s
+/// parameters) only reads results of earlier steps, so these chains run side by side first;
+/// then, op by op, each chain continues over the new units. Each unit's sum keeps its ascending
+/// order, one FMA per term: the same bits as the batch path.
+#[inline(always)]
+unsafe fn row_sweep<S: Simd>(
+    made: &Made,
+    t: &Elementwise,
+    inverse: bool,
+    ld: bool,
+    x: *mut f32,
+    l: &Layout,
+) {
+    let d = made.features;
+    let o = &made.output;
+    let (m, mp) = (o.params, padded(o.params));
+    let last = made.values[o.src];
+    let hp = l.values[o.src] as *const f32;
+    let mut woff = [0usize; MAX_OPS];
+    let mut ooff = 0usize;
+    let none = Job {
+        w: core::ptr::null(),
+        gp: 0,
+        src: core::ptr::null(),
+        len: 0,
+    };
+    let mut jobs = [none; MAX_CHAINS];
+    let mut accs = [S::splat(0.0); MAX_CHAINS];
+    let mut slot = [0usize; MAX_OPS];
+    for k in 0..d {
+        let mut n = 0;
+        // Inverting, feature k's parameters: first over the hidden units of degree < k.
+        if inverse {
+            jobs[0] = Job {
+                w: o.weight.as_ptr().add(ooff),
+                gp: mp,
+                src: hp,
+                len: if k == 0 {
+                    0
+                } else {
+                    last.bounds[k - 1] as usize
+                },
+            };
+            ooff += last.bounds[k] as usize * mp;
+            n = 1;
+        }
+        for (oi, op) in made.ops.iter().enumerate() {
+            if let MadeOp::Masked {
+                src, dst, weight, ..
+            } = *op
+            {
+                let (g0, g1) = made.values[dst].group(k);
+                if g1 > g0 {
+                    let sp = match src {
+                        Src::Input => x as *const f32,
+                        Src::Value(v) => l.values[v] as *const f32,
+                    };
+                    let old = if k == 0 {
+                        0
+                    } else {
+                        src_bound(made, src, k - 1)
+                    };
+                    jobs[n] = Job {
+                        w: weight.as_ptr().add(woff[oi]),
+                        gp: padded(g1 - g0),
+                        src: sp,
+                        len: old,
+                    };
+                    woff[oi] += src_bound(made, src, k) * padded(g1 - g0);
+                    slot[oi] = n;
+                    n += 1;
+                }
+            }
+        }
+        let mut j = 0;
+        while j + 4 <= n {
+            chains::<S, 4>(&jobs[j..n], &mut accs[j..n]);
+            j += 4;
+        }
+        if j + 2 <= n {
+            chains::<S, 2>(&jobs[j..n], &mut accs[j..n]);
+            j += 2;
+        }
+        if j < n {
+            chains::<S, 1>(&jobs[j..n], &mut accs[j..n]);
+        }
+        for (oi, op) in made.ops.iter().enumerate() {
+            match *op {
+                MadeOp::Masked {
+                    src,
+                    dst,
+                    bias,
+                    add,
+                    ..
+                } => {
+                    let (g0, g1) = made.values[dst].group(k);
+                    if g1 == g0 {
+                        continue;
+                    }
+                    let jb = jobs[slot[oi]];
+                    let acc = chain::<S>(
+                        accs[slot[oi]],
+                        jb.w,
+                        jb.gp,
+                        jb.src,
+                        jb.len,
+                        src_bound(made, src, k),
+                    );
+                    let mut y = S::add(acc, S::load(bias.as_ptr().add(g0)));
+                    if let Some(a) = add {
+                        y = S::add(y, S::load(l.values[a].add(g0)));
+                    }
+                    store_n::<S>(l.values[dst].add(g0), y, g1 - g0);
+                }
+                MadeOp::Map {
+                    src,
+                    dst,
+                    affine,
+                    act,
+                } => {
+                    let (g0, g1) = made.values[dst].group(k);
+                    if g1 > g0 {
+                        let aff = affine.map(|(mu, a)| (mu.as_ptr().add(g0), a.as_ptr().add(g0)));
+                        map::<S>(
+                            l.values[src].add(g0),
+                            l.values[dst].add(g0),
+                            aff,
+                            act,
+                            1,
+                            g1 - g0,
+                        );
+                    }
+                }
+            }
+        }
+        // Inverting: feature k's parameters over the units of degree k, then the feature.
+        if inverse {
+            let acc = chain::<S>(
+                accs[0],
+                jobs[0].w,
+                mp,
+                hp,
+                jobs[0].len,
+                last.bounds[k] as usize,
+            );
+            store_n::<S>(
+                l.params,
+                S::add(acc, S::load(o.bias.as_ptr().add(k * m))),
+                m,
+            );
+            transform::<S>(t, true, ld, k, l);
+        }
+    }
+    if !inverse {
+        for k in 0..d {
+            feature::<S, 1, 1>(made, t, false, ld, k, &mut ooff, l, false);
         }
     }
 }
@@ -891,6 +1117,14 @@ unsafe fn feature<S: Simd, const RV: usize, const UB: usize>(
         l.params,
         m,
     );
+    transform::<S>(t, inverse, ld, k, l);
+}
+
+/// The elementwise transform of feature `k` from its parameters in `l.params`:
+/// `b[k] = T⁻¹(a[k])` (`inverse`) or `T(a[k])`, adding its log-det to the sub-tile's when `ld`.
+#[inline(always)]
+unsafe fn transform<S: Simd>(t: &Elementwise, inverse: bool, ld: bool, k: usize, l: &Layout) {
+    let rt = l.rt;
     let a = l.a.add(k * rt);
     let b = l.b.add(k * rt);
     match t {
@@ -953,31 +1187,31 @@ unsafe fn affine_v<S: Simd>(
     }
 }
 
-/// Loads `min(n, LANES)` floats (the rest 0) — `n ≥ LANES` is a plain load.
+/// Loads a vector of which only the first `n` lanes matter. Every array the kernel reads (packed
+/// weights, biases, the scratch buffer) ends with [`SLACK`] floats, so the whole vector is in
+/// bounds; the other lanes are ignored.
 #[inline(always)]
-unsafe fn load_n<S: Simd>(p: *const f32, n: usize) -> S::V {
-    if n >= S::LANES {
-        S::load(p)
-    } else {
-        let mut buf = [0.0f32; 16];
-        for (i, b) in buf.iter_mut().enumerate().take(n) {
-            *b = *p.add(i);
-        }
-        S::load(buf.as_ptr())
-    }
+unsafe fn load_n<S: Simd>(p: *const f32, _n: usize) -> S::V {
+    S::load(p)
 }
 
-/// Stores `min(n, LANES)` floats.
+/// Lane indices `0, 1, …, 15`.
+static IOTA: [f32; 16] = [
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+];
+
+/// Stores the first `min(n, LANES)` lanes of `v`; the rest of the vector's memory keeps its
+/// bits (read and written back: it belongs to later units, or to the slack).
 #[inline(always)]
 unsafe fn store_n<S: Simd>(p: *mut f32, v: S::V, n: usize) {
     if n >= S::LANES {
         S::store(p, v)
     } else {
-        let mut buf = [0.0f32; 16];
-        S::store(buf.as_mut_ptr(), v);
-        for (i, b) in buf.iter().enumerate().take(n) {
-            *p.add(i) = *b;
-        }
+        let keep = S::load(p);
+        S::store(
+            p,
+            S::lt_select(S::load(IOTA.as_ptr()), S::splat(n as f32), v, keep),
+        )
     }
 }
 
@@ -1103,7 +1337,7 @@ unsafe fn map<S: Simd>(
     gs: usize,
 ) {
     if affine.is_none() && act == Activation::Linear {
-        if src != dst as *const f32 {
+        if !core::ptr::eq(src, dst) {
             core::ptr::copy_nonoverlapping(src, dst, gs * rt);
         }
         return;

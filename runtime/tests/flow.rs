@@ -63,7 +63,7 @@ fn net(rng: &mut Rng, d: usize, c: usize, h: usize, n_blocks: usize, act: Activa
         w
     };
     let sh = 1.5 / (h as f32).sqrt();
-    let w0 = masked(rng, h, d, &|r, q| deg[r] >= q + 1, 1.0);
+    let w0 = masked(rng, h, d, &|r, q| deg[r] > q, 1.0);
     let mut blocks = Vec::new();
     for _ in 0..n_blocks {
         let bn = |rng: &mut Rng| (rng.vec(h, 0.6, 1.4), rng.vec(h, -0.3, 0.3));

@@ -29,6 +29,8 @@ impl FlowMode {
 }
 
 /// One transform of a flow (forward = data → noise).
+// A flow holds a few dozen of these, built once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum FlowTransform {
     /// `y = x[:, perm]` (nflows `Permutation`: `RandomPermutation`, `ReversePermutation`).
@@ -48,7 +50,7 @@ pub enum FlowTransform {
     /// A masked affine autoregressive transform: `y_i = s_i·x_i + shift_i`, `(u_i, shift_i) =
     /// MADE(x_<i; context)`, `s_i = scale(u_i)`.
     AffineAutoregressive {
-        made: Made,
+        made: Box<Made>,
         scale: AffineScale,
         /// Position of the unconstrained scale among a feature's two parameters (nflows 0,
         /// zuko 1); the shift is the other one.
@@ -165,8 +167,8 @@ pub enum MadeBlock {
     },
     /// nflows `MaskedFeedforwardBlock` (and zuko's hidden layers): `h = act(L·bn(h))`.
     Feedforward {
-        norm: Option<Norm>,
-        linear: MaskedLinear,
+        norm: Option<Box<Norm>>,
+        linear: Box<MaskedLinear>,
     },
 }
 

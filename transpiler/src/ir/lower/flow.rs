@@ -278,7 +278,7 @@ impl Fields<'_> {
                     }
                 });
                 Some(FlowTransform::AffineAutoregressive {
-                    made: made?,
+                    made: Box::new(made?),
                     scale: scale?,
                     scale_param: params?,
                 })
@@ -538,8 +538,8 @@ impl Fields<'_> {
                     .req(&mut o, "linear", "the block's masked layer")
                     .and_then(|l| self.masked_linear(&format!("{path}.linear"), l, true));
                 Some(MadeBlock::Feedforward {
-                    norm: norm?,
-                    linear: linear?,
+                    norm: norm?.map(Box::new),
+                    linear: Box::new(linear?),
                 })
             }
         };

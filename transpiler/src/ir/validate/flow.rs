@@ -222,13 +222,13 @@ impl NodeCheck<'_> {
         let strict = out_degrees.is_some();
         let mut bad = 0;
         let mut first = None;
-        for o in 0..n_out {
-            for i in 0..n_in {
+        for (o, &deg_o) in dout.iter().enumerate() {
+            for (i, &deg_i) in din.iter().enumerate() {
                 let w = l.weight.data[o * n_in + i];
                 let allowed = if strict {
-                    dout[o] > din[i]
+                    deg_o > deg_i
                 } else {
-                    dout[o] >= din[i]
+                    deg_o >= deg_i
                 };
                 if w != 0.0 && !allowed {
                     bad += 1;

@@ -43,7 +43,7 @@ pub enum FlowStep {
         y: Buf,
         logdet: Option<Buf>,
         inverse: bool,
-        made: MadePlan,
+        made: Box<MadePlan>,
         scale: ScalePlan,
         scale_param: usize,
     },
@@ -386,8 +386,8 @@ fn lower_made(
     let gp = padded(m);
     let mut packed = Vec::new();
     let mut bias = Vec::new();
-    for k in 0..d {
-        let col = order[k] as usize;
+    for (k, &col) in order.iter().enumerate() {
+        let col = col as usize;
         for &v in &h.perm[..h.bounds[k] as usize] {
             for j in 0..gp {
                 packed.push(if j < m {
@@ -559,7 +559,7 @@ pub(super) fn plan(p: &mut Planner, name: &str, fl: &Flow, d: usize, c: usize) {
                     y: dst,
                     logdet,
                     inverse: sample,
-                    made: plan,
+                    made: Box::new(plan),
                     scale: scale_plan(scale),
                     scale_param: *scale_param,
                 });

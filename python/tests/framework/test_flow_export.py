@@ -1,0 +1,107 @@
+"""nflows and zuko exporters against the libraries themselves (need torch, nflows 0.14, zuko; not run in CI)."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("nflows")
+zuko = pytest.importorskip("zuko")
+import torch.nn.functional as F  # noqa: E402
+
+from flashc_export import ExportError, st  # noqa: E402
+from flashc_export import nflows as fxn  # noqa: E402
+from flashc_export import zuko as fxz  # noqa: E402
+from flashc_export.validate import validate_spec  # noqa: E402
+
+from helpers import assert_close, eval_exported  # noqa: E402
+
+pytestmark = pytest.mark.framework
+D, C, N = 5, 3, 64
+
+
+def data():
+    r = np.random.default_rng(1)
+    return (np.float32(r.normal(size=(N, C))), np.float32(r.normal(size=(N, D))), np.float32(r.normal(size=(N, D))))
+
+
+def nflows_flow(blocks="residual", bn=True):
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.normalization import BatchNorm
+    from nflows.transforms.permutations import RandomPermutation, ReversePermutation
+
+    torch.manual_seed(0)
+    ts = [MaskedAffineAutoregressiveTransform(D, 12, context_features=C, num_blocks=2, use_residual_blocks=blocks == "residual",
+                                              use_batch_norm=bn, activation=F.tanh),
+          BatchNorm(D), RandomPermutation(D),
+          CompositeTransform([MaskedAffineAutoregressiveTransform(D, 9, context_features=C, num_blocks=1), ReversePermutation(D)])]
+    flow = Flow(CompositeTransform(ts), StandardNormal([D]))
+    # Non-trivial batch-norm statistics and weights.
+    flow.train()
+    c, x, _ = data()
+    for _ in range(3):
+        flow.log_prob(torch.tensor(x * 1.5 + 0.3), torch.tensor(c))
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return flow.eval()
+
+
+@pytest.mark.parametrize("blocks,bn", [("residual", True), ("residual", False), ("feedforward", True)])
+def test_nflows_sample_and_log_prob(tmp_path, blocks, bn):
+    flow = nflows_flow(blocks, bn)
+    c, x, z = data()
+    specs = fxn.export(str(tmp_path / "f"), "f", flow, columns=[f"x{i}" for i in range(D)], context_columns=[f"c{i}" for i in range(C)])
+    assert [s["name"] for s in specs] == ["f", "f_log_prob"]
+    with torch.no_grad():
+        want_x = flow._transform.inverse(torch.tensor(z), torch.tensor(c))[0].numpy()
+        want_lp = flow.log_prob(torch.tensor(x), torch.tensor(c)).numpy()[:, None]
+    assert_close(eval_exported(str(tmp_path / "f"), c, z), want_x, atol=2e-5, rtol=2e-5, what="samples")
+    assert_close(eval_exported(str(tmp_path / "f_log_prob"), np.concatenate([x, c], axis=1)), want_lp, atol=5e-5, rtol=1e-5, what="log_prob")
+    dtypes = st.dtypes(str(tmp_path / "f.safetensors"))
+    assert {v for k, v in dtypes.items() if k.endswith(("degrees", "permutation"))} == {"I64"}
+
+
+def test_zuko_sample_and_log_prob(tmp_path):
+    torch.manual_seed(0)
+    flow = zuko.flows.MAF(D, C, transforms=3, hidden_features=(16, 12))
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    c, x, z = data()
+    fxz.export(str(tmp_path / "g"), "g", flow, columns=[f"x{i}" for i in range(D)], context_columns=[f"c{i}" for i in range(C)])
+    with torch.no_grad():
+        want_x = flow(torch.tensor(c)).transform.inv(torch.tensor(z)).numpy()
+        want_lp = flow(torch.tensor(c)).log_prob(torch.tensor(x)).numpy()[:, None]
+    assert_close(eval_exported(str(tmp_path / "g"), c, z), want_x, atol=2e-5, rtol=2e-5, what="samples")
+    assert_close(eval_exported(str(tmp_path / "g_log_prob"), np.concatenate([x, c], axis=1)), want_lp, atol=5e-5, rtol=1e-5, what="log_prob")
+
+
+def test_unsupported_modules_are_named(tmp_path):
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.lu import LULinear
+    from nflows.transforms.permutations import ReversePermutation
+
+    flow = Flow(CompositeTransform([ReversePermutation(D), LULinear(D)]), StandardNormal([D])).eval()
+    with pytest.raises(ExportError, match=r"transforms\[1\] \(LULinear\).*not supported"):
+        fxn.export(str(tmp_path / "h"), "h", flow, columns=[f"x{i}" for i in range(D)], context_columns=["c"])
+    flow.train()
+    with pytest.raises(ExportError, match="training mode"):
+        fxn.export(str(tmp_path / "h"), "h", flow, columns=[f"x{i}" for i in range(D)], context_columns=["c"])
+    nsf = zuko.flows.NSF(D, C, transforms=1)
+    with pytest.raises(ExportError, match="MonotonicAffineTransform"):
+        fxz.export(str(tmp_path / "k"), "k", nsf, columns=[f"x{i}" for i in range(D)], context_columns=[f"c{i}" for i in range(C)])
+
+
+def test_validator_flags_flow_problems(tmp_path):
+    flow = nflows_flow()
+    spec = fxn.export(str(tmp_path / "f"), "f", flow, columns=[f"x{i}" for i in range(D)], context_columns=[f"c{i}" for i in range(C)])[0]
+    shapes = {k: list(v.shape) for k, v in st.load(str(tmp_path / "f.safetensors")).items()}
+    assert validate_spec(spec, shapes) == []
+    spec["graph"][0]["transforms"][0]["made"]["final"]["weight"] = "nope"
+    spec["graph"][0]["mode"] = "backwards"
+    problems = validate_spec(spec, shapes)
+    assert any("'nope' is missing" in p for p in problems) and any('"mode"' in p for p in problems), problems
