@@ -557,7 +557,7 @@ fn run(
         io: Io,
         s: *mut f32,
     ) {
-        unsafe { drive::<crate::simd::Avx512, 1, 8>(m, t, inv, naive, rows, rt, io, s) }
+        unsafe { drive::<crate::simd::Avx512>(m, t, inv, naive, rows, rt, io, s) }
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
@@ -571,7 +571,7 @@ fn run(
         io: Io,
         s: *mut f32,
     ) {
-        unsafe { drive::<crate::simd::Avx2, 2, 4>(m, t, inv, naive, rows, rt, io, s) }
+        unsafe { drive::<crate::simd::Avx2>(m, t, inv, naive, rows, rt, io, s) }
     }
     #[cfg(target_arch = "aarch64")]
     #[target_feature(enable = "neon")]
@@ -585,7 +585,7 @@ fn run(
         io: Io,
         s: *mut f32,
     ) {
-        unsafe { drive::<crate::simd::Neon, 4, 4>(m, t, inv, naive, rows, rt, io, s) }
+        unsafe { drive::<crate::simd::Neon>(m, t, inv, naive, rows, rt, io, s) }
     }
     // SAFETY: the program and every buffer were checked above; `checked` returns only tiers this
     // machine supports.
@@ -596,11 +596,88 @@ fn run(
         Tier::Avx2Fma => unsafe { avx2(made, t, inverse, naive, rows, rt, io, s) },
         #[cfg(target_arch = "aarch64")]
         Tier::Neon => unsafe { neon(made, t, inverse, naive, rows, rt, io, s) },
-        _ => unsafe {
-            drive::<crate::simd::Portable, 1, 4>(made, t, inverse, naive, rows, rt, io, s)
-        },
+        _ => unsafe { drive::<crate::simd::Portable>(made, t, inverse, naive, rows, rt, io, s) },
     }
 }
+
+/// The per-tier kernels the drivers call: each is compiled once per tier, as a non-inlined
+/// function with the tier's target features. Inlined into every call site (they are generic
+/// over the tier, the register block and the activation), they made this file take minutes to
+/// compile; one call per group of units costs little next to the group's dot products.
+trait Kernels: Simd {
+    unsafe fn masked(a: MaskedArgs);
+    unsafe fn map(a: MapArgs);
+    unsafe fn transform(t: &Elementwise, inverse: bool, ld: bool, k: usize, l: &Layout);
+}
+
+/// The arguments of [`masked`].
+#[derive(Clone, Copy)]
+struct MaskedArgs {
+    w: *const f32,
+    gp: usize,
+    p: usize,
+    zeros: usize,
+    src: *const f32,
+    rt: usize,
+    bias: *const f32,
+    add: *const f32,
+    dst: *mut f32,
+    gs: usize,
+}
+
+/// The arguments of [`map`].
+#[derive(Clone, Copy)]
+struct MapArgs {
+    src: *const f32,
+    dst: *mut f32,
+    affine: Option<(*const f32, *const f32)>,
+    act: Activation,
+    rt: usize,
+    gs: usize,
+}
+
+/// Implements [`Kernels`] for a tier: `RV` row vectors × up to `UB` units per register block,
+/// compiled with the target features `feat`.
+macro_rules! kernels {
+    ($t:ty, $rv:literal, $ub:literal $(, $feat:literal)?) => {
+        impl Kernels for $t {
+            #[inline(always)]
+            unsafe fn masked(a: MaskedArgs) {
+                $(#[target_feature(enable = $feat)])?
+                #[inline(never)]
+                unsafe fn k(a: MaskedArgs) {
+                    unsafe { masked_body::<$t, $rv, $ub>(a) }
+                }
+                unsafe { k(a) }
+            }
+            #[inline(always)]
+            unsafe fn map(a: MapArgs) {
+                $(#[target_feature(enable = $feat)])?
+                #[inline(never)]
+                unsafe fn k(a: MapArgs) {
+                    unsafe { map_body::<$t>(a) }
+                }
+                unsafe { k(a) }
+            }
+            #[inline(always)]
+            unsafe fn transform(t: &Elementwise, inverse: bool, ld: bool, k: usize, l: &Layout) {
+                $(#[target_feature(enable = $feat)])?
+                #[inline(never)]
+                unsafe fn f(t: &Elementwise, inverse: bool, ld: bool, k: usize, l: &Layout) {
+                    unsafe { transform_body::<$t>(t, inverse, ld, k, l) }
+                }
+                unsafe { f(t, inverse, ld, k, l) }
+            }
+        }
+    };
+}
+kernels!(crate::simd::Portable, 1, 4);
+#[cfg(target_arch = "x86_64")]
+kernels!(crate::simd::Avx2, 2, 4, "avx2,fma");
+#[cfg(target_arch = "x86_64")]
+kernels!(crate::simd::Avx512, 1, 8, "avx512f,avx2,fma");
+#[cfg(target_arch = "aarch64")]
+kernels!(crate::simd::Neon, 4, 4, "neon");
 
 /// Where everything lives in the scratch buffer for a sub-tile of `rt` rows (`[unit][rt]`).
 struct Layout {
@@ -640,7 +717,7 @@ unsafe fn layout(made: &Made, rt: usize, s: *mut f32) -> Layout {
 }
 
 #[inline(always)]
-unsafe fn drive<S: Simd, const RV: usize, const UB: usize>(
+unsafe fn drive<S: Kernels>(
     made: &Made,
     t: &Elementwise,
     inverse: bool,
@@ -658,10 +735,10 @@ unsafe fn drive<S: Simd, const RV: usize, const UB: usize>(
         if !naive && rt > 1 && nt < 4 {
             let l1 = layout(made, 1, s);
             for r in r0..r0 + nt {
-                tile::<S, RV, UB>(made, t, inverse, false, r, 1, &l1, io);
+                tile::<S>(made, t, inverse, false, r, 1, &l1, io);
             }
         } else {
-            tile::<S, RV, UB>(made, t, inverse, naive, r0, nt, &l, io);
+            tile::<S>(made, t, inverse, naive, r0, nt, &l, io);
         }
         r0 += nt;
     }
@@ -669,7 +746,7 @@ unsafe fn drive<S: Simd, const RV: usize, const UB: usize>(
 
 /// One sub-tile: rows `r0 .. r0 + nt` (`nt ≤ l.rt`).
 #[inline(always)]
-unsafe fn tile<S: Simd, const RV: usize, const UB: usize>(
+unsafe fn tile<S: Kernels>(
     made: &Made,
     t: &Elementwise,
     inverse: bool,
@@ -710,7 +787,7 @@ unsafe fn tile<S: Simd, const RV: usize, const UB: usize>(
         let v = made.values[cl.dst];
         let w = v.width();
         let dst = l.values[cl.dst];
-        masked::<S, RV, UB>(
+        masked::<S>(
             cl.weight.as_ptr(),
             padded(w),
             made.context,
@@ -734,11 +811,11 @@ unsafe fn tile<S: Simd, const RV: usize, const UB: usize>(
             // Layer by layer, every unit, as a plain masked network evaluates.
             for oi in 0..made.ops.len() {
                 for k in 0..d {
-                    op_group::<S, RV, UB>(made, oi, k, x, l, &mut woff, true);
+                    op_group::<S>(made, oi, k, x, l, &mut woff, true);
                 }
             }
             for k in 0..d {
-                feature::<S, RV, UB>(made, t, true, false, k, &mut ooff, l, true);
+                feature::<S>(made, t, true, false, k, &mut ooff, l, true);
             }
         }
     } else if rt == 1 && pipelined::<S>(made) {
@@ -746,17 +823,17 @@ unsafe fn tile<S: Simd, const RV: usize, const UB: usize>(
     } else if inverse {
         for k in 0..d {
             if k > 0 {
-                feature::<S, RV, UB>(made, t, true, ld, k - 1, &mut ooff, l, false);
+                feature::<S>(made, t, true, ld, k - 1, &mut ooff, l, false);
             }
-            groups::<S, RV, UB>(made, k, x, l, &mut woff);
+            groups::<S>(made, k, x, l, &mut woff);
         }
-        feature::<S, RV, UB>(made, t, true, ld, d - 1, &mut ooff, l, false);
+        feature::<S>(made, t, true, ld, d - 1, &mut ooff, l, false);
     } else {
         for k in 0..d {
-            groups::<S, RV, UB>(made, k, x, l, &mut woff);
+            groups::<S>(made, k, x, l, &mut woff);
         }
         for k in 0..d {
-            feature::<S, RV, UB>(made, t, false, ld, k, &mut ooff, l, false);
+            feature::<S>(made, t, false, ld, k, &mut ooff, l, false);
         }
     }
     // Transpose out.
@@ -840,7 +917,7 @@ unsafe fn chains<S: Simd, const N: usize>(jobs: &[Job], accs: &mut [S::V]) {
 /// then, op by op, each chain continues over the new units. Each unit's sum keeps its ascending
 /// order, one FMA per term: the same bits as the batch path.
 #[inline(always)]
-unsafe fn row_sweep<S: Simd>(
+unsafe fn row_sweep<S: Kernels>(
     made: &Made,
     t: &Elementwise,
     inverse: bool,
@@ -990,14 +1067,14 @@ unsafe fn row_sweep<S: Simd>(
     }
     if !inverse {
         for k in 0..d {
-            feature::<S, 1, 1>(made, t, false, ld, k, &mut ooff, l, false);
+            feature::<S>(made, t, false, ld, k, &mut ooff, l, false);
         }
     }
 }
 
 /// Every op's group `k`, in op order. `x`: the input features' buffer.
 #[inline(always)]
-unsafe fn groups<S: Simd, const RV: usize, const UB: usize>(
+unsafe fn groups<S: Kernels>(
     made: &Made,
     k: usize,
     x: *mut f32,
@@ -1005,14 +1082,14 @@ unsafe fn groups<S: Simd, const RV: usize, const UB: usize>(
     woff: &mut [usize; MAX_OPS],
 ) {
     for oi in 0..made.ops.len() {
-        op_group::<S, RV, UB>(made, oi, k, x, l, woff, false);
+        op_group::<S>(made, oi, k, x, l, woff, false);
     }
 }
 
 /// Group `k` of op `oi`. `full`: sum over the whole source (the masked-out terms as zeros), as a
 /// plain masked pass does.
 #[inline(always)]
-unsafe fn op_group<S: Simd, const RV: usize, const UB: usize>(
+unsafe fn op_group<S: Kernels>(
     made: &Made,
     oi: usize,
     k: usize,
@@ -1047,7 +1124,7 @@ unsafe fn op_group<S: Simd, const RV: usize, const UB: usize>(
                 Some(a) => l.values[a].add(g0 * rt) as *const f32,
                 None => core::ptr::null(),
             };
-            masked::<S, RV, UB>(
+            masked::<S>(
                 w,
                 padded(gs),
                 p,
@@ -1087,7 +1164,7 @@ unsafe fn op_group<S: Simd, const RV: usize, const UB: usize>(
 /// elementwise transform (`inverse`: `b[k] = T⁻¹(a[k])`; else `b[k] = T(a[k])`), adding its
 /// log-det to the sub-tile's when `ld`.
 #[inline(always)]
-unsafe fn feature<S: Simd, const RV: usize, const UB: usize>(
+unsafe fn feature<S: Kernels>(
     made: &Made,
     t: &Elementwise,
     inverse: bool,
@@ -1105,7 +1182,7 @@ unsafe fn feature<S: Simd, const RV: usize, const UB: usize>(
     let zeros = if full { src.width() - p } else { 0 };
     let w = o.weight.as_ptr().add(*ooff);
     *ooff += p * padded(m);
-    masked::<S, RV, UB>(
+    masked::<S>(
         w,
         padded(m),
         p,
@@ -1123,7 +1200,13 @@ unsafe fn feature<S: Simd, const RV: usize, const UB: usize>(
 /// The elementwise transform of feature `k` from its parameters in `l.params`:
 /// `b[k] = T⁻¹(a[k])` (`inverse`) or `T(a[k])`, adding its log-det to the sub-tile's when `ld`.
 #[inline(always)]
-unsafe fn transform<S: Simd>(t: &Elementwise, inverse: bool, ld: bool, k: usize, l: &Layout) {
+unsafe fn transform<S: Kernels>(t: &Elementwise, inverse: bool, ld: bool, k: usize, l: &Layout) {
+    S::transform(t, inverse, ld, k, l)
+}
+
+/// The body of [`transform`] for one tier.
+#[inline(always)]
+unsafe fn transform_body<S: Simd>(t: &Elementwise, inverse: bool, ld: bool, k: usize, l: &Layout) {
     let rt = l.rt;
     let a = l.a.add(k * rt);
     let b = l.b.add(k * rt);
@@ -1219,7 +1302,7 @@ unsafe fn store_n<S: Simd>(p: *mut f32, v: S::V, n: usize) {
 /// `dst[j] = (Σ_{v<p} w[v·gp + j]·src[v] (+ Σ_{v<p+zeros} 0·src[v]) + bias[j]) (+ add[j])`.
 /// `src`, `add`, `dst`: `[unit][rt]`; `rt == 1` is the units-on-lanes path.
 #[inline(always)]
-unsafe fn masked<S: Simd, const RV: usize, const UB: usize>(
+unsafe fn masked<S: Kernels>(
     w: *const f32,
     gp: usize,
     p: usize,
@@ -1231,6 +1314,35 @@ unsafe fn masked<S: Simd, const RV: usize, const UB: usize>(
     dst: *mut f32,
     gs: usize,
 ) {
+    S::masked(MaskedArgs {
+        w,
+        gp,
+        p,
+        zeros,
+        src,
+        rt,
+        bias,
+        add,
+        dst,
+        gs,
+    })
+}
+
+/// The body of [`masked`] for one tier (`RV` row vectors × up to `UB` units per register block).
+#[inline(always)]
+unsafe fn masked_body<S: Simd, const RV: usize, const UB: usize>(a: MaskedArgs) {
+    let MaskedArgs {
+        w,
+        gp,
+        p,
+        zeros,
+        src,
+        rt,
+        bias,
+        add,
+        dst,
+        gs,
+    } = a;
     if rt == 1 {
         let mut j = 0;
         while j < gs {
@@ -1328,7 +1440,7 @@ unsafe fn block<S: Simd, const RV: usize, const U: usize>(
 
 /// `dst[u] = act(src[u]·mul[u] + add[u])` for `gs` units of `rt` rows.
 #[inline(always)]
-unsafe fn map<S: Simd>(
+unsafe fn map<S: Kernels>(
     src: *const f32,
     dst: *mut f32,
     affine: Option<(*const f32, *const f32)>,
@@ -1336,6 +1448,27 @@ unsafe fn map<S: Simd>(
     rt: usize,
     gs: usize,
 ) {
+    S::map(MapArgs {
+        src,
+        dst,
+        affine,
+        act,
+        rt,
+        gs,
+    })
+}
+
+/// The body of [`map`] for one tier.
+#[inline(always)]
+unsafe fn map_body<S: Simd>(a: MapArgs) {
+    let MapArgs {
+        src,
+        dst,
+        affine,
+        act,
+        rt,
+        gs,
+    } = a;
     if affine.is_none() && act == Activation::Linear {
         if !core::ptr::eq(src, dst) {
             core::ptr::copy_nonoverlapping(src, dst, gs * rt);
