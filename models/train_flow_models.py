@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train, export and make reference fixtures for the normalizing-flow test models.
 
-    python models/train_flow_models.py            # from the repository root; CPU only, a few minutes
+    python models/train_flow_models.py [NAME...]   # from the repository root; CPU only, a few minutes
 
 Needs torch, nflows 0.14 and zuko (`pip install nflows==0.14 zuko`; zuko 1.6.0 was used). Every model is conditional, D = 16
 targets given C = 12 context variables of a toy "jet" dataset defined below, trained briefly (fixed
@@ -15,6 +15,11 @@ seeds, CPU, deterministic), then exported with `flashc_export.nflows`:
   zuko_maf         zuko.flows.MAF(16, 12, transforms=5, hidden_features=(64, 64)): MaskedMLP
                    hyper-networks on cat(x, c), orders alternating ascending/descending, soft-clipped
                    affine scale
+  nflows_rqs       4 × [MaskedPiecewiseRationalQuadraticAutoregressiveTransform (8 bins, linear tails,
+                   tail bound 3, residual MADE, 2 blocks, hidden 64, batch norm, ReLU),
+                   RandomPermutation]
+  zuko_nsf         zuko.flows.NSF(16, 12, bins=8, transforms=3, hidden_features=(64, 64)): splines on
+                   [-5, 5], soft-clipped logits
 
 and for each `<name>_log_prob`, the log density of the same flow (same weights file).
 
@@ -28,6 +33,7 @@ All seeds are fixed; running it again writes identical files (torch.use_determin
 """
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import time
@@ -124,6 +130,28 @@ def maf20():
     return Flow(CompositeTransform(ts), StandardNormal([D]))
 
 
+def nflows_rqs():
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.autoregressive import MaskedPiecewiseRationalQuadraticAutoregressiveTransform
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.permutations import RandomPermutation
+
+    ts = []
+    for _ in range(4):
+        ts.append(MaskedPiecewiseRationalQuadraticAutoregressiveTransform(
+            features=D, hidden_features=64, context_features=C, num_bins=8, tails="linear", tail_bound=3.0,
+            num_blocks=2, use_residual_blocks=True, use_batch_norm=True, activation=F.relu))
+        ts.append(RandomPermutation(D))
+    return Flow(CompositeTransform(ts), StandardNormal([D]))
+
+
+def zuko_nsf():
+    import zuko
+
+    return zuko.flows.NSF(D, C, bins=8, transforms=3, hidden_features=(64, 64))
+
+
 def zuko_maf():
     import zuko
 
@@ -172,14 +200,14 @@ def write_fixture(name, inputs, outputs, noise=None):
             metadata={"model": name, "producer": "models/train_flow_models.py", "seed": str(SEED)})
 
 
-def build(name, make, steps, seed, toy, lr=1e-3):
+def build(name, make, steps, seed, toy, what, lr=1e-3, spline=False):
     print(f"{name}: training {steps} steps", flush=True)
     torch.manual_seed(seed)
     flow = train(make(), toy, steps, seed, lr=lr)
     lib = "zuko" if is_zuko(flow) else "nflows"
     exporter = fxz if is_zuko(flow) else fxn
     exporter.export(os.path.join(MODELS, name), name, flow, columns=TARGETS, context_columns=CONTEXT,
-                    description=f"{lib} affine MAF on a toy conditional density (D={D}, C={C}); "
+                    description=f"{lib} {what} on a toy conditional density (D={D}, C={C}); "
                                 "samples x = T^-1(z; context) from base noise z (models/train_flow_models.py)")
     r = np.random.default_rng(seed + 1)
     c = toy.context(r, N_FIX).astype(np.float32)
@@ -188,6 +216,18 @@ def build(name, make, steps, seed, toy, lr=1e-3):
     with torch.no_grad():
         samples = inverse(flow, torch.tensor(z), torch.tensor(c)).numpy()
         lp = log_prob(flow, torch.tensor(x), torch.tensor(c)).numpy()[:, None]
+    if spline:
+        # Splines are ill-conditioned in float32 in narrow bins (a knot's rounding error over a
+        # bin width of ~1e-2), so the library's own float32 log density is up to ~2e-4 from its
+        # exact value on a few rows. The fixtures of the spline models are the library evaluated
+        # in float64 (the same weights, widened), the float32 figures are printed for the record.
+        flow64 = copy.deepcopy(flow).double()
+        with torch.no_grad():
+            s64 = inverse(flow64, torch.tensor(z, dtype=torch.float64), torch.tensor(c, dtype=torch.float64)).numpy()
+            l64 = log_prob(flow64, torch.tensor(x, dtype=torch.float64), torch.tensor(c, dtype=torch.float64)).numpy()[:, None]
+        print(f"{name}: {lib} float32 vs float64: samples {np.max(np.abs(samples - s64) / np.maximum(1.0, np.abs(s64))):.2e} "
+              f"(relative), log_prob {np.max(np.abs(lp - l64)):.2e} (absolute)")
+        samples, lp = s64, l64
     write_fixture(name, c, samples, noise=z)
     write_fixture(name + "_log_prob", np.concatenate([x, c], axis=1), lp)
     # The float64 reference evaluator of the spec agrees with nflows.
@@ -203,9 +243,19 @@ def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     toy = Toy(SEED)
-    build("nflows_maf", maf6, 1500, SEED + 10, toy)
-    build("nflows_maf20", maf20, 600, SEED + 20, toy, lr=2e-4)
-    build("zuko_maf", zuko_maf, 1000, SEED + 30, toy)
+    models = {
+        "nflows_maf": lambda: build("nflows_maf", maf6, 1500, SEED + 10, toy, "affine MAF"),
+        "nflows_maf20": lambda: build("nflows_maf20", maf20, 600, SEED + 20, toy, "affine MAF", lr=2e-4),
+        "zuko_maf": lambda: build("zuko_maf", zuko_maf, 1000, SEED + 30, toy, "affine MAF"),
+        "nflows_rqs": lambda: build("nflows_rqs", nflows_rqs, 800, SEED + 40, toy, "rational-quadratic spline MAF",
+                                    spline=True),
+        "zuko_nsf": lambda: build("zuko_nsf", zuko_nsf, 800, SEED + 50, toy, "neural spline flow (NSF)", spline=True),
+    }
+    only = sys.argv[1:] or list(models)
+    for name in only:
+        if name not in models:
+            sys.exit(f"unknown model {name!r}; models: {', '.join(models)}")
+        models[name]()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 MODES = ("sample", "log_prob")
-KINDS = ("permutation", "batchnorm", "affine_autoregressive")
+KINDS = ("permutation", "batchnorm", "affine_autoregressive", "rqs_autoregressive")
 
 
 def _act(a: dict, x: np.ndarray) -> np.ndarray:
@@ -97,12 +97,18 @@ def validate_flow(node: dict, widths: Dict[str, int], shapes, where: str) -> Tup
             if not isinstance(t.get("eps"), (int, float)) or t["eps"] < 0:
                 c.p(f"{path}: \"eps\" is required (a non-negative number)")
         else:
-            if t.get("params") not in (["scale", "shift"], ["shift", "scale"]):
-                c.p(f"{path}: \"params\" must be [\"scale\", \"shift\"] or [\"shift\", \"scale\"]")
-            s = t.get("scale", {})
-            if not (isinstance(s, dict) and ((s.get("kind") == "softplus" and "threshold" in s and "eps" in s)
-                                             or (s.get("kind") == "soft_clip_exp" and "bound" in s))):
-                c.p(f"{path}: \"scale\" must be {{kind: softplus, threshold, eps}} or {{kind: soft_clip_exp, bound}}")
+            n_params = 2
+            if k == "rqs_autoregressive":
+                n_params = _check_spline(c, t.get("spline"), f"{path}.spline")
+                if n_params is None:
+                    continue
+            else:
+                if t.get("params") not in (["scale", "shift"], ["shift", "scale"]):
+                    c.p(f"{path}: \"params\" must be [\"scale\", \"shift\"] or [\"shift\", \"scale\"]")
+                s = t.get("scale", {})
+                if not (isinstance(s, dict) and ((s.get("kind") == "softplus" and "threshold" in s and "eps" in s)
+                                                 or (s.get("kind") == "soft_clip_exp" and "bound" in s))):
+                    c.p(f"{path}: \"scale\" must be {{kind: softplus, threshold, eps}} or {{kind: soft_clip_exp, bound}}")
             m = t.get("made")
             if not isinstance(m, dict):
                 c.p(f"{path}: \"made\" must be an object")
@@ -139,9 +145,35 @@ def validate_flow(node: dict, widths: Dict[str, int], shapes, where: str) -> Tup
                         c.norm(b["batchnorm"], f"{bp}.batchnorm", h)
                     h = c.masked(b.get("linear"), f"{bp}.linear", h)
             out = c.masked(m.get("final"), f"{mp}.final", h, degrees=False)
-            if out is not None and shapes is not None and out != 2 * d:
-                c.p(f"{mp}.final: {out} outputs, expected {2 * d} (2 parameters per feature)")
+            if out is not None and shapes is not None and out != n_params * d:
+                c.p(f"{mp}.final: {out} outputs, expected {n_params * d} ({n_params} parameters per feature"
+                    + (", 3K - 1 for K bins)" if k == "rqs_autoregressive" else ")"))
     return c.problems, (d if node.get("mode") == "sample" else 1)
+
+
+def _check_spline(c: _Check, s, path: str) -> Optional[int]:
+    """Problems of a spline object; its parameters per feature (3K - 1), or None."""
+    if not isinstance(s, dict) or s.get("style") not in ("nflows", "zuko"):
+        c.p(f"{path}: must be an object with \"style\" \"nflows\" or \"zuko\"")
+        return None
+    k = s.get("bins")
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 512:
+        c.p(f"{path}: \"bins\" must be an integer from 1 to 512")
+        return None
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)  # noqa: E731
+    if not (num(s.get("bound")) and s["bound"] > 0):
+        c.p(f"{path}: \"bound\" must be a number > 0")
+    if "divisor" in s and not (num(s["divisor"]) and s["divisor"] > 0):
+        c.p(f"{path}: \"divisor\" must be a number > 0")
+    if s["style"] == "nflows":
+        for f in ("min_bin_width", "min_bin_height"):
+            if not (num(s.get(f)) and 0 <= s[f] and s[f] * k < 1):
+                c.p(f"{path}: \"{f}\" must be >= 0 with {f} * bins < 1")
+        if not (num(s.get("min_derivative")) and 0 <= s["min_derivative"] < 1):
+            c.p(f"{path}: \"min_derivative\" must be in [0, 1)")
+    elif not (num(s.get("slope")) and 0 < s["slope"] < 1):
+        c.p(f"{path}: \"slope\" must be in (0, 1)")
+    return 3 * k - 1
 
 
 # -- reference evaluation ---------------------------------------------------------------------
@@ -194,6 +226,73 @@ def _affine_params(t, T, x, c):
     return _scale(t["scale"], p[..., si]), p[..., 1 - si]
 
 
+def _softmax(u):
+    e = np.exp(u - u.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _knots(s: dict, p: np.ndarray):
+    """Knots (x [..., K+1], y [..., K+1], derivatives [..., K+1]) from parameters [..., 3K-1]."""
+    k, b, div = s["bins"], float(s["bound"]), float(s.get("divisor", 1.0))
+    uw, uh, ud = p[..., :k] / div, p[..., k:2 * k] / div, p[..., 2 * k:]
+    pad0 = lambda a: np.concatenate([np.zeros(a.shape[:-1] + (1,)), a], axis=-1)  # noqa: E731
+    ones = np.ones(p.shape[:-1] + (1,))
+    if s["style"] == "nflows":
+        def knots(u, mn):
+            cum = pad0(np.cumsum(mn + (1 - mn * k) * _softmax(u), axis=-1))
+            x = 2 * b * cum - b
+            x[..., 0], x[..., -1] = -b, b
+            return x
+        md = s["min_derivative"]
+        end = md + np.logaddexp(0.0, np.log(np.exp(1 - md) - 1))
+        d = np.concatenate([end * ones, md + np.logaddexp(0.0, ud), end * ones], axis=-1)
+        return knots(uw, s["min_bin_width"]), knots(uh, s["min_bin_height"]), d
+    ls = np.log(s["slope"])
+    knots = lambda u: b * (2 * pad0(np.cumsum(_softmax(u / (1 + np.abs(2 * u / ls))), axis=-1)) - 1)  # noqa: E731
+    d = np.concatenate([ones, np.exp(ud / (1 + np.abs(ud / ls))), ones], axis=-1)
+    return knots(uw), knots(uh), d
+
+
+def _spline(s: dict, p: np.ndarray, v: np.ndarray, inverse: bool):
+    """The spline (or its inverse) of v [N, D] with parameters [N, D, 3K-1]: (out, log|T'| [N, D])."""
+    xs, ys, ds = _knots(s, p)
+    k = s["bins"]
+    kn = ys if inverse else xs
+    if s["style"] == "nflows":
+        inside = (v >= -s["bound"]) & (v <= s["bound"])
+        idx = np.sum(v[..., None] >= kn[..., :k], axis=-1) - 1
+    else:
+        inside = (kn[..., 0] < v) & ~(kn[..., k] < v)
+        idx = np.sum(kn[..., :k] < v[..., None], axis=-1) - 1
+    idx = np.clip(idx, 0, k - 1)[..., None]
+    g = lambda a, o=0: np.take_along_axis(a, idx + o, axis=-1)[..., 0]  # noqa: E731
+    x0, w, y0, h, d0, d1 = g(xs), g(xs, 1) - g(xs), g(ys), g(ys, 1) - g(ys), g(ds), g(ds, 1)
+    delta = h / w
+    gg = d0 + d1 - 2 * delta
+    if inverse:
+        dy = v - y0
+        a = dy * gg + h * (delta - d0)
+        bq = h * d0 - dy * gg
+        cq = -delta * dy
+        theta = 2 * cq / (-bq - np.sqrt(np.maximum(bq * bq - 4 * a * cq, 0.0)))
+        out = theta * w + x0
+    else:
+        theta = (v - x0) / w
+        t = theta * (1 - theta)
+        out = y0 + h * (delta * theta ** 2 + d0 * t) / (delta + gg * t)
+    t = theta * (1 - theta)
+    with np.errstate(invalid="ignore", divide="ignore"):  # rows outside the spline are masked below
+        lj = np.log(delta ** 2 * (d1 * theta ** 2 + 2 * delta * t + d0 * (1 - theta) ** 2)) - 2 * np.log(delta + gg * t)
+    if inverse:
+        lj = -lj
+    return np.where(inside, out, v), np.where(inside, lj, 0.0)
+
+
+def _spline_params(t, T, x, c):
+    n = 3 * t["spline"]["bins"] - 1
+    return made(t["made"], T, x, c).reshape(x.shape[0], x.shape[1], n)
+
+
 def _forward(t, T, x, c):
     k = t["kind"]
     if k == "permutation":
@@ -202,6 +301,9 @@ def _forward(t, T, x, c):
         w, sd = T[t["weight"]], np.sqrt(T[t["var"]] + t["eps"])
         y = w * (x - T[t["mean"]]) / sd + T[t["bias"]]
         return y, np.full(x.shape[0], np.sum(np.log(w) - np.log(sd)))
+    if k == "rqs_autoregressive":
+        y, lj = _spline(t["spline"], _spline_params(t, T, x, c), x, False)
+        return y, lj.sum(axis=1)
     s, shift = _affine_params(t, T, x, c)
     return s * x + shift, np.log(s).sum(axis=1)
 
@@ -213,6 +315,10 @@ def _inverse(t, T, y, c):
     if k == "batchnorm":
         return (y - T[t["bias"]]) / T[t["weight"]] * np.sqrt(T[t["var"]] + t["eps"]) + T[t["mean"]]
     x = np.zeros_like(y)
+    if k == "rqs_autoregressive":
+        for _ in range(y.shape[1]):
+            x = _spline(t["spline"], _spline_params(t, T, x, c), y, True)[0]
+        return x
     for _ in range(y.shape[1]):
         s, shift = _affine_params(t, T, x, c)
         x = (y - shift) / s

@@ -8,7 +8,8 @@ writes `models/jets.safetensors`, `models/jets.json` (sampling: context + base n
 samples, i.e. `flow._transform.inverse(z, context)`) and `models/jets_log_prob.json`
 (x + context -> `flow.log_prob(x, context)`), both reading the same weights.
 
-Supported: `CompositeTransform` (nested), `MaskedAffineAutoregressiveTransform` (MADE with
+Supported: `CompositeTransform` (nested), `MaskedAffineAutoregressiveTransform` and
+`MaskedPiecewiseRationalQuadraticAutoregressiveTransform` with linear tails (MADE with
 residual or feed-forward blocks, context, batch norm), `RandomPermutation` /
 `ReversePermutation` / `Permutation`, `BatchNorm`; base `StandardNormal`; no embedding net.
 Anything else is an `ExportError` naming the module and where it sits.
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
+import numpy as np
+
 from .builder import ExportError, GraphBuilder
 from .flow import write_flow_specs
 
-SUPPORTED = ("CompositeTransform", "MaskedAffineAutoregressiveTransform", "RandomPermutation", "ReversePermutation",
+SUPPORTED = ("CompositeTransform", "MaskedAffineAutoregressiveTransform",
+             "MaskedPiecewiseRationalQuadraticAutoregressiveTransform (tails='linear')", "RandomPermutation", "ReversePermutation",
              "Permutation", "BatchNorm")
 
 
@@ -118,7 +122,8 @@ class _Writer:
         return m
 
     def transform(self, t, i: int, features: int) -> dict:
-        from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
+        from nflows.transforms.autoregressive import (
+            MaskedAffineAutoregressiveTransform, MaskedPiecewiseRationalQuadraticAutoregressiveTransform)
         from nflows.transforms.made import MADE
         from nflows.transforms.normalization import BatchNorm
         from nflows.transforms.permutations import Permutation
@@ -140,6 +145,21 @@ class _Writer:
                 raise ExportError(f"{where}: the autoregressive net {type(net).__name__} is not nflows' MADE")
             return {"kind": "affine_autoregressive", "params": ["scale", "shift"],
                     "scale": {"kind": "softplus", "threshold": 20.0, "eps": float(t._epsilon)},
+                    "made": self.made(net, f"{path}/made", f"{where}.made", features)}
+        if type(t) is MaskedPiecewiseRationalQuadraticAutoregressiveTransform:
+            net = t.autoregressive_net
+            if not isinstance(net, MADE):
+                raise ExportError(f"{where}: the autoregressive net {type(net).__name__} is not nflows' MADE")
+            if t.tails != "linear":
+                raise ExportError(f"{where}: tails={t.tails!r} is not supported; use tails='linear' (identity outside "
+                                  "[-tail_bound, tail_bound])")
+            # nflows divides the width and height logits by sqrt(hidden_features) only when the net
+            # has that attribute (its MADE does not).
+            div = float(np.sqrt(net.hidden_features)) if hasattr(net, "hidden_features") else 1.0
+            return {"kind": "rqs_autoregressive",
+                    "spline": {"style": "nflows", "bins": int(t.num_bins), "bound": float(t.tail_bound), "divisor": div,
+                               "min_bin_width": float(t.min_bin_width), "min_bin_height": float(t.min_bin_height),
+                               "min_derivative": float(t.min_derivative)},
                     "made": self.made(net, f"{path}/made", f"{where}.made", features)}
         raise ExportError(f"{where}: nflows transform {type(t).__module__}.{type(t).__name__} is not supported; "
                           f"supported: {', '.join(SUPPORTED)}")

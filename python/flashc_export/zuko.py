@@ -1,5 +1,5 @@
 """zuko exporter: a trained `zuko.flows.MAF` (masked autoregressive flow with affine transforms)
-as flashc/1 `flow` nodes (docs/flows.md).
+or `zuko.flows.NSF` (rational-quadratic splines) as flashc/1 `flow` nodes (docs/flows.md).
 
     from flashc_export import zuko as fxz
     fxz.export("models/jets", "jets", flow, columns=[...], context_columns=[...])
@@ -8,8 +8,8 @@ writes the same three files as `flashc_export.nflows.export`. zuko's transforms 
 (`flow(c).log_prob(x)` = base log density of `transform(x)` + log-det); sampling is
 `flow(c).transform.inv(z)`.
 
-Supported: `zuko.flows.MAF` (or a `Flow` of `MaskedAutoregressiveTransform`s with zuko's default
-`MonotonicAffineTransform`, `passes` = features, a `MaskedMLP` hyper-network without residual
+Supported: `zuko.flows.MAF` and `zuko.flows.NSF` (or a `Flow` of `MaskedAutoregressiveTransform`s
+with zuko's default `MonotonicAffineTransform` or a `MonotonicRQSTransform`, `passes` = features, a `MaskedMLP` hyper-network without residual
 blocks) and a `DiagNormal` base with loc 0 and scale 1. The hyper-network reads `cat(x, c)`; its
 first layer is split into the masked part on `x` and the context part, and the degree of every
 hidden unit is derived from the masks: the largest degree (order + 1) of the inputs it reads.
@@ -24,7 +24,31 @@ import numpy as np
 from .builder import ExportError, GraphBuilder
 from .flow import write_flow_specs
 
-SUPPORTED = ("MaskedAutoregressiveTransform (MonotonicAffineTransform, passes = features, MaskedMLP without residual)",)
+SUPPORTED = ("MaskedAutoregressiveTransform (MonotonicAffineTransform or MonotonicRQSTransform, passes = features, "
+             "MaskedMLP without residual)",)
+
+
+def _univariate(t, where: str):
+    """The flow-node fields of the transform's univariate transformation (without "made"), and
+    its parameters per feature."""
+    import functools
+
+    from zuko.transforms import MonotonicAffineTransform, MonotonicRQSTransform
+
+    shapes = [tuple(s) for s in t.shapes]
+    u = t.univariate
+    if u is MonotonicAffineTransform and shapes == [(), ()]:
+        return {"kind": "affine_autoregressive", "params": ["shift", "scale"],
+                "scale": {"kind": "soft_clip_exp", "bound": -math.log(1e-3)}}, 2
+    f, kw = (u.func, dict(u.keywords)) if isinstance(u, functools.partial) and not u.args else (u, {})
+    if f is MonotonicRQSTransform and len(shapes) == 3 and shapes[0] == shapes[1] and len(shapes[0]) == 1 \
+            and shapes[2] == (shapes[0][0] - 1,) and set(kw) <= {"slope", "bound"}:
+        k = shapes[0][0]
+        return {"kind": "rqs_autoregressive",
+                "spline": {"style": "zuko", "bins": k, "bound": float(kw.get("bound", 5.0)),
+                           "slope": float(kw.get("slope", 1e-3))}}, 3 * k - 1
+    raise ExportError(f"{where}: the univariate transformation {u!r} with parameter shapes {shapes} is not supported; "
+                      "use MonotonicAffineTransform (zuko MAF) or MonotonicRQSTransform (zuko NSF)")
 
 
 def _np(t):
@@ -58,7 +82,6 @@ def transforms_json(b: GraphBuilder, flow, d: int, c: int, prefix: str = "flow")
     from zuko.flows.autoregressive import MaskedAutoregressiveTransform
     from zuko.lazy import LazyComposedTransform
     from zuko.nn import MaskedLinear, MaskedMLP
-    from zuko.transforms import MonotonicAffineTransform
 
     from .torch import _module_activation
 
@@ -69,8 +92,7 @@ def transforms_json(b: GraphBuilder, flow, d: int, c: int, prefix: str = "flow")
         if not isinstance(t, MaskedAutoregressiveTransform):
             raise ExportError(f"{where}: zuko transform {type(t).__module__}.{type(t).__name__} is not supported; "
                               f"supported: {', '.join(SUPPORTED)}")
-        if t.univariate is not MonotonicAffineTransform or [tuple(s) for s in t.shapes] != [(), ()]:
-            raise ExportError(f"{where}: only the default MonotonicAffineTransform (slope 1e-3) is supported")
+        head, n_params = _univariate(t, where)
         if t.order is None or t.passes != d:
             raise ExportError(f"{where}: only fully autoregressive transforms (passes = {d} features, no adjacency) are supported")
         order = t.order.detach().cpu().numpy().astype(np.int64)
@@ -99,8 +121,8 @@ def transforms_json(b: GraphBuilder, flow, d: int, c: int, prefix: str = "flow")
             prev = deg
         if W[0].shape[1] != d + c:
             raise ExportError(f"{where}: the hyper-network reads {W[0].shape[1]} inputs, expected {d} features + {c} context")
-        if W[-1].shape[0] != 2 * d:
-            raise ExportError(f"{where}: the hyper-network gives {W[-1].shape[0]} outputs, expected {2 * d}")
+        if W[-1].shape[0] != n_params * d:
+            raise ExportError(f"{where}: the hyper-network gives {W[-1].shape[0]} outputs, expected {n_params * d}")
         T = lambda p, v: b.tensor(prefix, f"{path}/{p}", v)  # noqa: E731
         I = lambda p, v: b.int_tensor(prefix, f"{path}/{p}", v)  # noqa: E731
         made = {"kind": "feedforward", "activation": act, "input_degrees": I("made/input_degrees", order + 1),
@@ -111,8 +133,7 @@ def transforms_json(b: GraphBuilder, flow, d: int, c: int, prefix: str = "flow")
         made["blocks"] = [{"linear": {"weight": T(f"made/blocks/{j}/weight", W[j + 1]), "bias": T(f"made/blocks/{j}/bias", _np(lins[j + 1].bias)),
                                       "degrees": I(f"made/blocks/{j}/degrees", degs[j + 1])}} for j in range(len(lins) - 2)]
         made["final"] = {"weight": T("made/final/weight", W[-1]), "bias": T("made/final/bias", _np(lins[-1].bias))}
-        out.append({"kind": "affine_autoregressive", "params": ["shift", "scale"],
-                    "scale": {"kind": "soft_clip_exp", "bound": -math.log(1e-3)}, "made": made})
+        out.append(dict(head, made=made))
     return out
 
 

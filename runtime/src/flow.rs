@@ -198,10 +198,56 @@ pub struct Affine {
     pub shift_param: usize,
 }
 
+/// How a rational-quadratic spline's knots are made from its unconstrained parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SplineStyle {
+    /// nflows (`unconstrained_rational_quadratic_spline`, linear tails): bin widths
+    /// `min_width + (1 − K·min_width)·softmax(w / divisor)` (heights alike), knots
+    /// `2B·cumsum − B` with the end knots set to `∓B`, inner derivatives
+    /// `min_derivative + softplus(d)`, end derivatives `min_derivative + softplus(end_logit)`
+    /// (nflows: `end_logit = ln(e^{1 − min_derivative} − 1)`, a slope of 1); a value is in a bin
+    /// when it is `≥` the bin's left knot; identity outside `[−B, B]`.
+    Nflows {
+        min_width: f32,
+        min_height: f32,
+        min_derivative: f32,
+        end_logit: f32,
+    },
+    /// zuko (`MonotonicRQSTransform`): logits soft-clipped (`w / (1 + |2w / ln slope|)`,
+    /// `d / (1 + |d / ln slope|)`), widths `softmax(w)`, knots `B·(2·cumsum − 1)`, derivatives
+    /// `exp(d)` (1 at both ends); a value is in a bin when the bin's left knot is `<` it; identity
+    /// outside the first and last knots.
+    Zuko { ln_slope: f32 },
+}
+
+/// A monotonic rational-quadratic spline on `[−B, B]` with `K` bins (Durkan et al. 2019). Its
+/// `3K − 1` parameters per feature are `K` width logits, `K` height logits, `K − 1` inner
+/// derivative logits.
+///
+/// The inverse solves a quadratic per value; its discriminant `b² − 4ac`, which is ≥ 0 in exact
+/// arithmetic, is clamped at 0 (rounding can make it slightly negative where a bin is very
+/// flat; nflows asserts instead). The result is then the quadratic's double root: finite, and
+/// within rounding of the exact inverse. No row is ever re-drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spline {
+    /// `K`.
+    pub bins: usize,
+    /// `B`.
+    pub bound: f32,
+    /// Width and height logits are divided by this first (nflows' coupling transforms: `√H` of
+    /// the conditioner; 1 elsewhere).
+    pub divisor: f32,
+    pub style: SplineStyle,
+}
+
+/// Most bins a spline may have.
+pub const MAX_BINS: usize = 512;
+
 /// The elementwise transform a MADE parametrises.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Elementwise {
     Affine(Affine),
+    Spline(Spline),
 }
 
 impl Elementwise {
@@ -209,6 +255,7 @@ impl Elementwise {
     pub fn params(&self) -> usize {
         match self {
             Elementwise::Affine(_) => 2,
+            Elementwise::Spline(s) => 3 * s.bins - 1,
         }
     }
 }
@@ -359,6 +406,13 @@ fn check(made: &Made, t: &Elementwise) {
                 a.scale_param < 2 && a.shift_param < 2 && a.scale_param != a.shift_param,
                 "flow: affine parameter indices"
             )
+        }
+        Elementwise::Spline(sp) => {
+            assert!(
+                (1..=MAX_BINS).contains(&sp.bins),
+                "flow: a spline has 1 to {MAX_BINS} bins"
+            );
+            assert!(sp.bound > 0.0, "flow: a spline's bound must be positive");
         }
     }
 }
@@ -1231,7 +1285,226 @@ unsafe fn transform_body<S: Simd>(t: &Elementwise, inverse: bool, ld: bool, k: u
                 i += S::LANES;
             }
         }
+        Elementwise::Spline(sp) => {
+            let mut i = 0;
+            while i < rt {
+                let (y, lds) = spline_v::<S>(sp, inverse, S::load(a.add(i)), l.params.add(i), rt);
+                store_n::<S>(b.add(i), y, rt - i);
+                if ld {
+                    let acc = load_n::<S>(l.logdet.add(i), rt - i);
+                    store_n::<S>(l.logdet.add(i), S::add(acc, lds), rt - i);
+                }
+                i += S::LANES;
+            }
+        }
     }
+}
+
+/// The spline of one vector `v` (`x` forward, `y` inverse) with parameter `j` of its lanes at
+/// `p[j·stride ..]`: `(T(x), log T'(x))` or `(T⁻¹(y), −log T'(T⁻¹(y)))`. One pass over the
+/// bins builds the knots as nflows or zuko do (same operations, in f32) and keeps the bin the
+/// value falls in.
+#[inline(always)]
+unsafe fn spline_v<S: Simd>(
+    sp: &Spline,
+    inverse: bool,
+    v: S::V,
+    p: *const f32,
+    stride: usize,
+) -> (S::V, S::V) {
+    let k_bins = sp.bins;
+    let par = |j: usize| S::load(p.add(j * stride));
+    let zero = S::splat(0.0);
+    let one = S::splat(1.0);
+    let bound = S::splat(sp.bound);
+    let div = S::splat(sp.divisor);
+    let (clip_w, clip_d) = match sp.style {
+        SplineStyle::Zuko { ln_slope } => (
+            Some(S::splat(2.0 / ln_slope)),
+            Some(S::splat(1.0 / ln_slope)),
+        ),
+        SplineStyle::Nflows { .. } => (None, None),
+    };
+    let logit = |j: usize| {
+        let u = S::div(par(j), div);
+        match clip_w {
+            // w / (1 + |2w / ln slope|)
+            Some(c) => S::div(u, S::add(one, S::abs(S::mul(u, c)))),
+            None => u,
+        }
+    };
+    // Softmax maxima and sums, widths (0..K) and heights (K..2K).
+    let (mut mw, mut mh) = (logit(0), logit(k_bins));
+    for j in 1..k_bins {
+        mw = S::max(mw, logit(j));
+        mh = S::max(mh, logit(k_bins + j));
+    }
+    // Softmax denominators, as compensated sums (hi, lo).
+    let ew_ = |j: usize| crate::math::exp_v::<S>(S::sub(logit(j), mw));
+    let eh_ = |j: usize| crate::math::exp_v::<S>(S::sub(logit(k_bins + j), mh));
+    let (mut sw, mut sw_lo, mut sh, mut sh_lo) = (zero, zero, zero, zero);
+    for j in 0..k_bins {
+        (sw, sw_lo) = two_sum::<S>(sw, ew_(j), sw_lo);
+        (sh, sh_lo) = two_sum::<S>(sh, eh_(j), sh_lo);
+    }
+    let (tw, th) = (S::add(sw, sw_lo), S::add(sh, sh_lo));
+    let (min_w, min_h, keep_w, keep_h, end_d) = match sp.style {
+        SplineStyle::Nflows {
+            min_width,
+            min_height,
+            min_derivative,
+            end_logit,
+        } => (
+            S::splat(min_width),
+            S::splat(min_height),
+            S::splat(1.0 - min_width * k_bins as f32),
+            S::splat(1.0 - min_height * k_bins as f32),
+            S::add(
+                S::splat(min_derivative),
+                crate::math::softplus1_v::<S>(S::splat(end_logit)),
+            ),
+        ),
+        SplineStyle::Zuko { .. } => (zero, zero, one, one, one),
+    };
+    let nflows = matches!(sp.style, SplineStyle::Nflows { .. });
+    let derivative = |j: usize| -> S::V {
+        let u = par(2 * k_bins + j);
+        match (sp.style, clip_d) {
+            (SplineStyle::Nflows { min_derivative, .. }, _) => {
+                S::add(S::splat(min_derivative), crate::math::softplus1_v::<S>(u))
+            }
+            (_, Some(c)) => crate::math::exp_v::<S>(S::div(u, S::add(one, S::abs(S::mul(u, c))))),
+            _ => u,
+        }
+    };
+    // Knot k: (x, y, derivative); the bin k the value is in: (x0, x1, y0, y1, d0, d1).
+    //
+    // A knot is B·(2c − 1) with c the cumulative share of the bins left of it (nflows writes
+    // 2B·c − B, the same number). In float32 the shares' common rounding (of the softmax
+    // denominator) would move the knots near the far end by a few ulps of B, which narrow bins
+    // there turn into log-slope errors of 1e-4. So the prefix P and the suffix S = Σ − P are
+    // kept as compensated sums, and each knot is taken from its nearer end: B·(2c − 1) with
+    // c = P/Σ (plus the minimum widths) left of the middle, B·(1 − 2r) with r = S/Σ right of it.
+    let neg_b = S::sub(zero, bound);
+    let (mut pw, mut pw_lo, mut ph, mut ph_lo) = (zero, zero, zero, zero);
+    let (mut xk, mut yk, mut dk) = (neg_b, neg_b, end_d);
+    let mut sel = [zero; 6];
+    let knot =
+        |p: S::V, p_lo: S::V, s: S::V, s_lo: S::V, t: S::V, k: usize, min: S::V, keep: S::V| {
+            // c = k·min + keep·P/Σ, r = (K − k)·min + keep·S/Σ
+            let suffix = S::add(S::sub(s, p), S::sub(s_lo, p_lo));
+            let c = S::fma(
+                keep,
+                S::div(S::add(p, p_lo), t),
+                S::mul(S::splat(k as f32), min),
+            );
+            let r = S::fma(
+                keep,
+                S::div(suffix, t),
+                S::mul(S::splat((k_bins - k) as f32), min),
+            );
+            let left = S::mul(bound, S::sub(S::add(c, c), one));
+            let right = S::mul(bound, S::sub(one, S::add(r, r)));
+            S::lt_select(c, r, left, right)
+        };
+    for k in 0..k_bins {
+        (pw, pw_lo) = two_sum::<S>(pw, ew_(k), pw_lo);
+        (ph, ph_lo) = two_sum::<S>(ph, eh_(k), ph_lo);
+        let (x1, y1, d1) = if nflows && k + 1 == k_bins {
+            (bound, bound, end_d)
+        } else {
+            let d1 = match (nflows, k + 1 == k_bins) {
+                (false, true) => one,
+                _ => derivative(k),
+            };
+            (
+                knot(pw, pw_lo, sw, sw_lo, tw, k + 1, min_w, keep_w),
+                knot(ph, ph_lo, sh, sh_lo, th, k + 1, min_h, keep_h),
+                d1,
+            )
+        };
+        let bin = [xk, x1, yk, y1, dk, d1];
+        if k == 0 {
+            sel = bin;
+        } else {
+            let knot = if inverse { yk } else { xk };
+            for q in 0..6 {
+                sel[q] = if nflows {
+                    // v ≥ knot
+                    S::lt_select(v, knot, sel[q], bin[q])
+                } else {
+                    // knot < v
+                    S::lt_select(knot, v, bin[q], sel[q])
+                };
+            }
+        }
+        (xk, yk, dk) = (x1, y1, d1);
+    }
+    // Inside the spline's domain: nflows [−B, B]; zuko (first knot, last knot].
+    let last = if inverse { yk } else { xk };
+    let [x0, x1, y0, y1, d0, d1] = sel;
+    let (w, h) = (S::sub(x1, x0), S::sub(y1, y0));
+    let delta = S::div(h, w);
+    let g = S::sub(S::add(d0, d1), S::add(delta, delta));
+    let (out, theta) = if inverse {
+        let dy = S::sub(v, y0);
+        let a = S::fma(dy, g, S::mul(h, S::sub(delta, d0)));
+        let b = S::sub(S::mul(h, d0), S::mul(dy, g));
+        let c = S::sub(zero, S::mul(delta, dy));
+        let disc = S::max(
+            zero,
+            S::sub(S::mul(b, b), S::mul(S::splat(4.0), S::mul(a, c))),
+        );
+        let root = S::div(S::add(c, c), S::sub(S::sub(zero, b), S::sqrt(disc)));
+        (S::fma(root, w, x0), root)
+    } else {
+        let theta = S::div(S::sub(v, x0), w);
+        let t = S::mul(theta, S::sub(one, theta));
+        let num = S::mul(h, S::fma(delta, S::mul(theta, theta), S::mul(d0, t)));
+        let den = S::fma(g, t, delta);
+        (S::add(y0, S::div(num, den)), theta)
+    };
+    // log T' at theta: log(δ²·(d1·θ² + 2δ·θ(1 − θ) + d0·(1 − θ)²)) − 2·log(δ + g·θ(1 − θ)).
+    let t = S::mul(theta, S::sub(one, theta));
+    let om = S::sub(one, theta);
+    let dn = S::mul(
+        S::mul(delta, delta),
+        S::add(
+            S::add(
+                S::mul(d1, S::mul(theta, theta)),
+                S::mul(S::add(delta, delta), t),
+            ),
+            S::mul(d0, S::mul(om, om)),
+        ),
+    );
+    let den = S::fma(g, t, delta);
+    let lj = S::sub(
+        crate::math::log_v::<S>(dn),
+        S::mul(S::splat(2.0), crate::math::log_v::<S>(den)),
+    );
+    let lj = if inverse { S::sub(zero, lj) } else { lj };
+    // Outside: identity, log-det 0.
+    let (out, lj) = if nflows {
+        let o = S::lt_select(v, neg_b, v, S::lt_select(bound, v, v, out));
+        let l = S::lt_select(v, neg_b, zero, S::lt_select(bound, v, zero, lj));
+        (o, l)
+    } else {
+        let first = neg_b;
+        // inside: first < v && !(last < v)
+        let o = S::lt_select(first, v, S::lt_select(last, v, v, out), v);
+        let l = S::lt_select(first, v, S::lt_select(last, v, zero, lj), zero);
+        (o, l)
+    };
+    (out, lj)
+}
+
+/// `s + t` as `(sum, err + rounding error)` (Knuth's two-sum: exact without FMA).
+#[inline(always)]
+unsafe fn two_sum<S: Simd>(s: S::V, t: S::V, err: S::V) -> (S::V, S::V) {
+    let sum = S::add(s, t);
+    let tt = S::sub(sum, s);
+    let e = S::add(S::sub(s, S::sub(sum, tt)), S::sub(t, tt));
+    (sum, S::add(err, e))
 }
 
 /// The affine transform of one vector: forward `(s·x + shift, log s)`, inverse

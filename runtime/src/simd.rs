@@ -30,6 +30,8 @@ pub(crate) trait Simd: Copy {
     /// For positive normal `x`: `(m, e)` with `x = m · 2^e`, `m` in `[0.5, 1)`.
     unsafe fn frexp(x: Self::V) -> (Self::V, Self::V);
     unsafe fn abs(x: Self::V) -> Self::V;
+    /// Correctly rounded square root (IEEE `sqrt`).
+    unsafe fn sqrt(x: Self::V) -> Self::V;
     /// `|mag|` with the sign of `sign`.
     unsafe fn copysign(mag: Self::V, sign: Self::V) -> Self::V;
 }
@@ -141,6 +143,10 @@ impl Simd for Scalar {
         (f32::from_bits((b & 0x807f_ffff) | 0x3f00_0000), e as f32)
     }
     #[inline(always)]
+    unsafe fn sqrt(x: f32) -> f32 {
+        x.sqrt()
+    }
+    #[inline(always)]
     unsafe fn abs(x: f32) -> f32 {
         f32::from_bits(x.to_bits() & 0x7fff_ffff)
     }
@@ -226,12 +232,18 @@ impl Simd for Portable {
         (m, e)
     }
     #[inline(always)]
+    unsafe fn sqrt(x: A16) -> A16 {
+        lanes!(|i| x[i].sqrt())
+    }
+    #[inline(always)]
     unsafe fn abs(x: A16) -> A16 {
         lanes!(|i| f32::from_bits(x[i].to_bits() & 0x7fff_ffff))
     }
     #[inline(always)]
     unsafe fn copysign(mag: A16, sign: A16) -> A16 {
-        lanes!(|i| f32::from_bits((mag[i].to_bits() & 0x7fff_ffff) | (sign[i].to_bits() & 0x8000_0000)))
+        lanes!(|i| f32::from_bits(
+            (mag[i].to_bits() & 0x7fff_ffff) | (sign[i].to_bits() & 0x8000_0000)
+        ))
     }
 }
 
@@ -312,6 +324,10 @@ mod x86 {
             (_mm256_castsi256_ps(m), _mm256_cvtepi32_ps(e))
         }
         #[inline(always)]
+        unsafe fn sqrt(x: __m256) -> __m256 {
+            _mm256_sqrt_ps(x)
+        }
+        #[inline(always)]
         unsafe fn abs(x: __m256) -> __m256 {
             _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff)))
         }
@@ -388,13 +404,23 @@ mod x86 {
             (_mm512_castsi512_ps(m), _mm512_cvtepi32_ps(e))
         }
         #[inline(always)]
+        unsafe fn sqrt(x: __m512) -> __m512 {
+            _mm512_sqrt_ps(x)
+        }
+        #[inline(always)]
         unsafe fn abs(x: __m512) -> __m512 {
-            _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fff_ffff)))
+            _mm512_castsi512_ps(_mm512_and_si512(
+                _mm512_castps_si512(x),
+                _mm512_set1_epi32(0x7fff_ffff),
+            ))
         }
         #[inline(always)]
         unsafe fn copysign(mag: __m512, sign: __m512) -> __m512 {
             let m = _mm512_and_si512(_mm512_castps_si512(mag), _mm512_set1_epi32(0x7fff_ffff));
-            let s = _mm512_and_si512(_mm512_castps_si512(sign), _mm512_set1_epi32(0x8000_0000u32 as i32));
+            let s = _mm512_and_si512(
+                _mm512_castps_si512(sign),
+                _mm512_set1_epi32(0x8000_0000u32 as i32),
+            );
             _mm512_castsi512_ps(_mm512_or_si512(m, s))
         }
     }
@@ -460,7 +486,12 @@ mod arm {
             vbslq_f32(vcltq_f32(a, b), a, b)
         }
         #[inline(always)]
-        unsafe fn lt_select(a: float32x4_t, b: float32x4_t, t: float32x4_t, f: float32x4_t) -> float32x4_t {
+        unsafe fn lt_select(
+            a: float32x4_t,
+            b: float32x4_t,
+            t: float32x4_t,
+            f: float32x4_t,
+        ) -> float32x4_t {
             vbslq_f32(vcltq_f32(a, b), t, f)
         }
         #[inline(always)]
@@ -471,9 +502,19 @@ mod arm {
         #[inline(always)]
         unsafe fn frexp(x: float32x4_t) -> (float32x4_t, float32x4_t) {
             let b = vreinterpretq_u32_f32(x);
-            let e = vsubq_s32(vreinterpretq_s32_u32(vshrq_n_u32::<23>(b)), vdupq_n_s32(126));
-            let m = vorrq_u32(vandq_u32(b, vdupq_n_u32(0x807f_ffff)), vdupq_n_u32(0x3f00_0000));
+            let e = vsubq_s32(
+                vreinterpretq_s32_u32(vshrq_n_u32::<23>(b)),
+                vdupq_n_s32(126),
+            );
+            let m = vorrq_u32(
+                vandq_u32(b, vdupq_n_u32(0x807f_ffff)),
+                vdupq_n_u32(0x3f00_0000),
+            );
             (vreinterpretq_f32_u32(m), vcvtq_f32_s32(e))
+        }
+        #[inline(always)]
+        unsafe fn sqrt(x: float32x4_t) -> float32x4_t {
+            vsqrtq_f32(x)
         }
         #[inline(always)]
         unsafe fn abs(x: float32x4_t) -> float32x4_t {

@@ -56,6 +56,10 @@ pub enum FlowTransform {
         /// zuko 1); the shift is the other one.
         scale_param: usize,
     },
+    /// A masked rational-quadratic spline autoregressive transform (nflows
+    /// `MaskedPiecewiseRationalQuadraticAutoregressiveTransform`, zuko `NSF`): feature `i` goes
+    /// through the spline whose `3K − 1` parameters are `MADE(x_<i; context)`.
+    SplineAutoregressive { made: Box<Made>, spline: Spline },
 }
 
 impl FlowTransform {
@@ -65,12 +69,17 @@ impl FlowTransform {
             FlowTransform::Permutation { .. } => "permutation",
             FlowTransform::BatchNorm { .. } => "batchnorm",
             FlowTransform::AffineAutoregressive { .. } => "affine_autoregressive",
+            FlowTransform::SplineAutoregressive { .. } => "rqs_autoregressive",
         }
     }
 
     /// Every `kind` the spec accepts.
-    pub const KINDS: &'static [&'static str] =
-        &["permutation", "batchnorm", "affine_autoregressive"];
+    pub const KINDS: &'static [&'static str] = &[
+        "permutation",
+        "batchnorm",
+        "affine_autoregressive",
+        "rqs_autoregressive",
+    ];
 
     /// Every tensor the transform holds.
     pub fn tensors(&self) -> Vec<&Tensor> {
@@ -83,7 +92,8 @@ impl FlowTransform {
                 var,
                 ..
             } => vec![weight, bias, mean, var],
-            FlowTransform::AffineAutoregressive { made, .. } => made.tensors(),
+            FlowTransform::AffineAutoregressive { made, .. }
+            | FlowTransform::SplineAutoregressive { made, .. } => made.tensors(),
         }
     }
 }
@@ -96,6 +106,38 @@ pub enum AffineScale {
     Softplus { threshold: f64, eps: f64 },
     /// `s = exp(u / (1 + |u| / bound))` (zuko: bound = −ln(slope) = −ln 1e-3).
     SoftClipExp { bound: f64 },
+}
+
+/// A monotonic rational-quadratic spline on `[−bound, bound]` with `bins` bins; its `3·bins − 1`
+/// parameters per feature are the width logits, the height logits and the inner derivative
+/// logits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spline {
+    pub bins: usize,
+    pub bound: f64,
+    /// Width and height logits are divided by this (nflows coupling: `√hidden`; else 1).
+    pub divisor: f64,
+    pub style: SplineStyle,
+}
+
+impl Spline {
+    /// Parameters per feature.
+    pub fn params(&self) -> usize {
+        3 * self.bins - 1
+    }
+}
+
+/// How a spline's knots come from its parameters (`docs/flows.md`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SplineStyle {
+    /// nflows with linear tails: minimum bin width, height and derivative; end slopes 1.
+    Nflows {
+        min_width: f64,
+        min_height: f64,
+        min_derivative: f64,
+    },
+    /// zuko: soft-clipped logits (`slope`: the minimum slope, 1e-3), no minimum bin size.
+    Zuko { slope: f64 },
 }
 
 /// A masked linear layer: `y = W·x + b` with `W` already masked.

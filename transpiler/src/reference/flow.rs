@@ -4,7 +4,7 @@
 use super::{apply, at, f};
 use crate::ir::flow::{
     AffineScale, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind, MaskedLinear,
-    Norm,
+    Norm, Spline, SplineStyle,
 };
 
 type R<T> = Result<T, String>;
@@ -135,6 +135,151 @@ fn affine_params(
         .collect()
 }
 
+/// The knots `(x, y, derivative)` of one feature's spline from its `3K − 1` parameters.
+fn knots(s: &Spline, p: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let k = s.bins;
+    let (b, div) = (s.bound, s.divisor);
+    let softmax = |u: &[f64]| -> Vec<f64> {
+        let m = u.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = u.iter().map(|v| (v - m).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        e.iter().map(|v| v / sum).collect()
+    };
+    let softplus = |u: f64| u.max(0.0) + (-u.abs()).exp().ln_1p();
+    let cum = |w: &[f64]| -> Vec<f64> {
+        let mut c = vec![0.0];
+        for v in w {
+            c.push(c.last().unwrap_or(&0.0) + v);
+        }
+        c
+    };
+    match s.style {
+        SplineStyle::Nflows {
+            min_width,
+            min_height,
+            min_derivative,
+        } => {
+            let sized = |u: &[f64], min: f64| -> Vec<f64> {
+                let u: Vec<f64> = u.iter().map(|v| v / div).collect();
+                let w = softmax(&u);
+                let mut c: Vec<f64> = cum(&w
+                    .iter()
+                    .map(|v| min + (1.0 - min * k as f64) * v)
+                    .collect::<Vec<_>>())
+                .iter()
+                .map(|c| 2.0 * b * c - b)
+                .collect();
+                c[0] = -b;
+                c[k] = b;
+                c
+            };
+            let end = min_derivative + softplus(((1.0 - min_derivative).exp() - 1.0).ln());
+            let mut d = vec![end];
+            d.extend(
+                p[2 * k..3 * k - 1]
+                    .iter()
+                    .map(|&u| min_derivative + softplus(u)),
+            );
+            d.push(end);
+            (
+                sized(&p[..k], min_width),
+                sized(&p[k..2 * k], min_height),
+                d,
+            )
+        }
+        SplineStyle::Zuko { slope } => {
+            let ls = slope.ln();
+            let clip = |u: &[f64]| -> Vec<f64> {
+                u.iter()
+                    .map(|v| v / div)
+                    .map(|v| v / (1.0 + (2.0 * v / ls).abs()))
+                    .collect()
+            };
+            let knots = |u: &[f64]| -> Vec<f64> {
+                cum(&softmax(&clip(u)))
+                    .iter()
+                    .map(|c| b * (2.0 * c - 1.0))
+                    .collect()
+            };
+            let mut d = vec![1.0];
+            d.extend(
+                p[2 * k..3 * k - 1]
+                    .iter()
+                    .map(|&u| (u / (1.0 + (u / ls).abs())).exp()),
+            );
+            d.push(1.0);
+            (knots(&p[..k]), knots(&p[k..2 * k]), d)
+        }
+    }
+}
+
+/// The bin `v` falls in among `knots`, or `None` outside the spline (identity there).
+fn bin(s: &Spline, knots: &[f64], v: f64) -> Option<usize> {
+    let k = s.bins;
+    match s.style {
+        SplineStyle::Nflows { .. } => (v >= -s.bound && v <= s.bound)
+            .then(|| (0..k).rev().find(|&i| v >= knots[i]).unwrap_or(0)),
+        SplineStyle::Zuko { .. } => (knots[0] < v && !(knots[k] < v))
+            .then(|| (0..k).rev().find(|&i| knots[i] < v).unwrap_or(0)),
+    }
+}
+
+/// `log T'` at relative position `theta` in a bin.
+fn spline_log_jacobian(delta: f64, d0: f64, d1: f64, theta: f64) -> f64 {
+    let t = theta * (1.0 - theta);
+    let num = delta * delta * (d1 * theta * theta + 2.0 * delta * t + d0 * (1.0 - theta).powi(2));
+    let den = delta + (d0 + d1 - 2.0 * delta) * t;
+    num.ln() - 2.0 * den.ln()
+}
+
+/// The spline forward: `(T(x), log T'(x))`.
+fn spline_forward(s: &Spline, p: &[f64], x: f64) -> (f64, f64) {
+    let (xs, ys, ds) = knots(s, p);
+    let Some(i) = bin(s, &xs, x) else {
+        return (x, 0.0);
+    };
+    let (w, h) = (xs[i + 1] - xs[i], ys[i + 1] - ys[i]);
+    let delta = h / w;
+    let theta = (x - xs[i]) / w;
+    let t = theta * (1.0 - theta);
+    let y = ys[i]
+        + h * (delta * theta * theta + ds[i] * t) / (delta + (ds[i] + ds[i + 1] - 2.0 * delta) * t);
+    (y, spline_log_jacobian(delta, ds[i], ds[i + 1], theta))
+}
+
+/// The spline inverse, by the quadratic's stable root (discriminant clamped at 0).
+fn spline_inverse(s: &Spline, p: &[f64], y: f64) -> f64 {
+    let (xs, ys, ds) = knots(s, p);
+    let Some(i) = bin(s, &ys, y) else {
+        return y;
+    };
+    let (w, h) = (xs[i + 1] - xs[i], ys[i + 1] - ys[i]);
+    let delta = h / w;
+    let (d0, d1) = (ds[i], ds[i + 1]);
+    let dy = y - ys[i];
+    let g = d0 + d1 - 2.0 * delta;
+    let a = dy * g + h * (delta - d0);
+    let b = h * d0 - dy * g;
+    let c = -delta * dy;
+    let disc = (b * b - 4.0 * a * c).max(0.0);
+    let root = 2.0 * c / (-b - disc.sqrt());
+    root * w + xs[i]
+}
+
+/// Every feature's spline parameters.
+fn spline_params(m: &Made, s: &Spline, x: &[f64], c: Option<&[f64]>) -> R<Vec<Vec<f64>>> {
+    let p = made(m, x, c)?;
+    let n = s.params();
+    if p.len() != n * x.len() {
+        return Err(format!(
+            "flow: the MADE gives {} parameters, expected {}",
+            p.len(),
+            n * x.len()
+        ));
+    }
+    Ok(p.chunks(n).map(<[f64]>::to_vec).collect())
+}
+
 /// One transform forward (data → noise): `(y, log|det|)`.
 fn forward(t: &FlowTransform, x: &[f64], c: Option<&[f64]>) -> R<(Vec<f64>, f64)> {
     Ok(match t {
@@ -175,6 +320,15 @@ fn forward(t: &FlowTransform, x: &[f64], c: Option<&[f64]>) -> R<(Vec<f64>, f64)
                 p.iter().map(|(s, _)| s.ln()).sum(),
             )
         }
+        FlowTransform::SplineAutoregressive { made: m, spline } => {
+            let p = spline_params(m, spline, x, c)?;
+            let r: Vec<(f64, f64)> = x
+                .iter()
+                .zip(&p)
+                .map(|(&x, p)| spline_forward(spline, p, x))
+                .collect();
+            (r.iter().map(|v| v.0).collect(), r.iter().map(|v| v.1).sum())
+        }
     })
 }
 
@@ -212,6 +366,18 @@ fn inverse(t: &FlowTransform, y: &[f64], c: Option<&[f64]>) -> R<Vec<f64>> {
             for _ in 0..y.len() {
                 let p = affine_params(m, *s, *scale_param, &x, c)?;
                 x = y.iter().zip(&p).map(|(y, (s, sh))| (y - sh) / s).collect();
+            }
+            x
+        }
+        FlowTransform::SplineAutoregressive { made: m, spline } => {
+            let mut x = vec![0.0; y.len()];
+            for _ in 0..y.len() {
+                let p = spline_params(m, spline, &x, c)?;
+                x = y
+                    .iter()
+                    .zip(&p)
+                    .map(|(&y, p)| spline_inverse(spline, p, y))
+                    .collect();
             }
             x
         }

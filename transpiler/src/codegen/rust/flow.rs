@@ -5,7 +5,9 @@ use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::{act_tokens, f32_tokens, usize_lit};
-use crate::passes::plan::flow::{FlowStep, MadeOpPlan, MadePlan, ScalePlan, SLACK};
+use crate::passes::plan::flow::{
+    ElementwisePlan, FlowStep, MadeOpPlan, MadePlan, ScalePlan, SplineStylePlan, SLACK,
+};
 use crate::passes::plan::Buf;
 
 /// Scratch floats per row the generated code allocates for `per_row` (the kernel's slack included).
@@ -135,26 +137,63 @@ pub fn step(
             logdet,
             inverse,
             made,
-            scale,
-            scale_param,
+            elementwise,
         } => {
             let id = format_ident!("made{}", i);
-            let t = format_ident!("AFFINE{}", i);
             let m = made_tokens(rt, made, w);
             setup.push(quote!(let #id = #m;));
-            let scale = match *scale {
-                ScalePlan::Softplus { threshold, eps } => {
-                    let (th, e) = (f32_tokens(threshold), f32_tokens(eps));
-                    quote!(#fl::Scale::Softplus { threshold: #th, eps: #e })
+            let (t, value) = match *elementwise {
+                ElementwisePlan::Affine { scale, scale_param } => {
+                    let scale = match scale {
+                        ScalePlan::Softplus { threshold, eps } => {
+                            let (th, e) = (f32_tokens(threshold), f32_tokens(eps));
+                            quote!(#fl::Scale::Softplus { threshold: #th, eps: #e })
+                        }
+                        ScalePlan::SoftClipExp { bound } => {
+                            let b = f32_tokens(bound);
+                            quote!(#fl::Scale::SoftClipExp { bound: #b })
+                        }
+                    };
+                    let (sp, hp) = (usize_lit(scale_param), usize_lit(1 - scale_param));
+                    (
+                        format_ident!("AFFINE{}", i),
+                        quote!(#fl::Elementwise::Affine(#fl::Affine { scale: #scale, scale_param: #sp, shift_param: #hp })),
+                    )
                 }
-                ScalePlan::SoftClipExp { bound } => {
-                    let b = f32_tokens(bound);
-                    quote!(#fl::Scale::SoftClipExp { bound: #b })
+                ElementwisePlan::Spline(sp) => {
+                    let style = match sp.style {
+                        SplineStylePlan::Nflows {
+                            min_width,
+                            min_height,
+                            min_derivative,
+                            end_logit,
+                        } => {
+                            let (a, b, c, e) = (
+                                f32_tokens(min_width),
+                                f32_tokens(min_height),
+                                f32_tokens(min_derivative),
+                                f32_tokens(end_logit),
+                            );
+                            quote!(#fl::SplineStyle::Nflows { min_width: #a, min_height: #b, min_derivative: #c, end_logit: #e })
+                        }
+                        SplineStylePlan::Zuko { ln_slope } => {
+                            let l = f32_tokens(ln_slope);
+                            quote!(#fl::SplineStyle::Zuko { ln_slope: #l })
+                        }
+                    };
+                    let (k, b, dv) = (
+                        usize_lit(sp.bins),
+                        f32_tokens(sp.bound),
+                        f32_tokens(sp.divisor),
+                    );
+                    (
+                        format_ident!("SPLINE{}", i),
+                        quote!(#fl::Elementwise::Spline(#fl::Spline { bins: #k, bound: #b, divisor: #dv, style: #style })),
+                    )
                 }
             };
-            let (sp, hp) = (usize_lit(*scale_param), usize_lit(1 - *scale_param));
             consts.push(quote! {
-                const #t: #fl::Elementwise = #fl::Elementwise::Affine(#fl::Affine { scale: #scale, scale_param: #sp, shift_param: #hp });
+                const #t: #fl::Elementwise = #value;
             });
             let ((xb, xs), (yb, ys)) = (buf(x), buf(y));
             let (cb, cs) = match ctx {

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::{quoted, Fields};
 use crate::ir::flow::{
     AffineScale, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind, MaskedLinear,
-    Norm,
+    Norm, Spline, SplineStyle,
 };
 use crate::ir::{Activation, Op, Tensor};
 
@@ -283,6 +283,18 @@ impl Fields<'_> {
                     scale_param: params?,
                 })
             }
+            "rqs_autoregressive" => {
+                let made = self
+                    .req(&mut o, "made", "the MADE giving each feature's parameters")
+                    .and_then(|m| self.made(&format!("{path}.made"), m));
+                let spline = self
+                    .req(&mut o, "spline", "the spline's bins, bound and style")
+                    .and_then(|s| self.spline(&format!("{path}.spline"), s));
+                Some(FlowTransform::SplineAutoregressive {
+                    made: Box::new(made?),
+                    spline: spline?,
+                })
+            }
             other => {
                 self.problem(
                     format!("{path}: unknown transform kind \"{other}\""),
@@ -293,6 +305,64 @@ impl Fields<'_> {
         };
         self.o_finish(&o);
         t
+    }
+
+    fn spline(&mut self, path: &str, v: &Value) -> Option<Spline> {
+        let mut o = self.obj(path, v)?;
+        let style = self.o_string(&mut o, "style", "\"nflows\" or \"zuko\"")?;
+        let bins = self.o_number(&mut o, "bins", "the number of bins K (an integer >= 1)");
+        let bound = self.o_number(
+            &mut o,
+            "bound",
+            "the spline's interval [-bound, bound] (nflows tail_bound, zuko bound 5)",
+        );
+        let divisor = if o.map.contains_key("divisor") {
+            self.o_number(
+                &mut o,
+                "divisor",
+                "width and height logits are divided by it (default 1)",
+            )
+        } else {
+            Some(1.0)
+        };
+        let style = match style.as_str() {
+            "nflows" => {
+                let w = self.o_number(&mut o, "min_bin_width", "nflows min_bin_width (1e-3)");
+                let h = self.o_number(&mut o, "min_bin_height", "nflows min_bin_height (1e-3)");
+                let d = self.o_number(&mut o, "min_derivative", "nflows min_derivative (1e-3)");
+                Some(SplineStyle::Nflows {
+                    min_width: w?,
+                    min_height: h?,
+                    min_derivative: d?,
+                })
+            }
+            "zuko" => {
+                let slope = self.o_number(&mut o, "slope", "zuko's minimum slope (1e-3)");
+                Some(SplineStyle::Zuko { slope: slope? })
+            }
+            other => {
+                self.problem(
+                    format!("{path}: unknown spline style \"{other}\""),
+                    "use \"nflows\" (linear tails, minimum bin sizes) or \"zuko\" (soft-clipped logits)",
+                );
+                return None;
+            }
+        };
+        let bins = bins?;
+        if !(bins >= 1.0 && bins.fract() == 0.0 && bins <= 512.0) {
+            self.problem(
+                format!("{path}: bins = {bins} is not an integer from 1 to 512"),
+                "give the number of bins K of the spline (nflows num_bins, zuko bins)",
+            );
+            return None;
+        }
+        self.o_finish(&o);
+        Some(Spline {
+            bins: bins as usize,
+            bound: bound?,
+            divisor: divisor?,
+            style: style?,
+        })
     }
 
     fn scale(&mut self, path: &str, v: &Value) -> Option<AffineScale> {

@@ -4,6 +4,7 @@
 use super::NodeCheck;
 use crate::ir::flow::{
     AffineScale, Flow, FlowMode, FlowTransform, Made, MadeBlock, MadeKind, MaskedLinear, Norm,
+    Spline, SplineStyle,
 };
 use crate::ir::Tensor;
 
@@ -125,7 +126,65 @@ impl NodeCheck<'_> {
                 ok &= self.made(&format!("{path}.made"), made, d, c, 2);
                 ok
             }
+            FlowTransform::SplineAutoregressive { made, spline } => {
+                let ok = self.spline(&format!("{path}.spline"), spline);
+                // Without valid bins the parameter count is unknown.
+                ok && self.made(&format!("{path}.made"), made, d, c, spline.params())
+            }
         }
+    }
+
+    fn spline(&mut self, path: &str, s: &Spline) -> bool {
+        let k = s.bins as f64;
+        let mut ok = true;
+        if !(s.bound.is_finite() && s.bound > 0.0) {
+            ok = false;
+            self.report(
+                format!("{path}: bound = {} is invalid", s.bound),
+                "the spline acts on [-bound, bound], bound > 0 (nflows tail_bound, zuko 5)",
+            );
+        }
+        if !(s.divisor.is_finite() && s.divisor > 0.0) {
+            ok = false;
+            self.report(
+                format!("{path}: divisor = {} is invalid", s.divisor),
+                "the logit divisor is > 0 (1, or sqrt(hidden features) for nflows coupling)",
+            );
+        }
+        match s.style {
+            SplineStyle::Nflows {
+                min_width,
+                min_height,
+                min_derivative,
+            } => {
+                for (name, v) in [("min_bin_width", min_width), ("min_bin_height", min_height)] {
+                    if !(v >= 0.0 && v * k < 1.0) {
+                        ok = false;
+                        self.report(
+                            format!("{path}: {name} = {v} with {} bins is invalid", s.bins),
+                            "the minimum bin size times the number of bins must be below 1 (nflows 1e-3)",
+                        );
+                    }
+                }
+                if !(min_derivative.is_finite() && (0.0..1.0).contains(&min_derivative)) {
+                    ok = false;
+                    self.report(
+                        format!("{path}: min_derivative = {min_derivative} is invalid"),
+                        "the minimum derivative is in [0, 1) (nflows 1e-3)",
+                    );
+                }
+            }
+            SplineStyle::Zuko { slope } => {
+                if !(slope > 0.0 && slope < 1.0) {
+                    ok = false;
+                    self.report(
+                        format!("{path}: slope = {slope} is invalid"),
+                        "zuko's minimum slope is in (0, 1) (default 1e-3)",
+                    );
+                }
+            }
+        }
+        ok
     }
 
     fn degrees_of(&mut self, path: &str, t: &Tensor, n: usize) -> Option<Vec<usize>> {
@@ -357,7 +416,7 @@ impl NodeCheck<'_> {
                     d * params,
                     h.len()
                 ),
-                "re-export the flow; see docs/flows.md",
+                "an affine transform has 2 parameters per feature, a spline with K bins 3K − 1 (with K = \"bins\" of its \"spline\" object); re-export the flow, see docs/flows.md",
             );
             return false;
         }

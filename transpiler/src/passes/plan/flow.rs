@@ -7,7 +7,7 @@
 use super::{Buf, Planner, Step};
 use crate::ir::flow::{
     AffineScale, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind, MaskedLinear,
-    Norm,
+    Norm, Spline, SplineStyle,
 };
 use crate::ir::{Activation, Tensor};
 
@@ -44,8 +44,7 @@ pub enum FlowStep {
         logdet: Option<Buf>,
         inverse: bool,
         made: Box<MadePlan>,
-        scale: ScalePlan,
-        scale_param: usize,
+        elementwise: ElementwisePlan,
     },
     /// `y = −½·Σ z² − log_z + logdet`.
     NormalLogProb {
@@ -55,6 +54,63 @@ pub enum FlowStep {
         logdet: Buf,
         y: Buf,
     },
+}
+
+/// The elementwise transform a MADE parametrises (`runtime::flow::Elementwise`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ElementwisePlan {
+    Affine {
+        scale: ScalePlan,
+        scale_param: usize,
+    },
+    Spline(SplinePlan),
+}
+
+/// A spline, in f32 (`runtime::flow::Spline`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SplinePlan {
+    pub bins: usize,
+    pub bound: f32,
+    pub divisor: f32,
+    pub style: SplineStylePlan,
+}
+
+/// `runtime::flow::SplineStyle`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SplineStylePlan {
+    Nflows {
+        min_width: f32,
+        min_height: f32,
+        min_derivative: f32,
+        /// `ln(e^{1 − min_derivative} − 1)` in f64, rounded (as nflows fills its f32 tensor).
+        end_logit: f32,
+    },
+    Zuko {
+        ln_slope: f32,
+    },
+}
+
+fn spline_plan(s: &Spline) -> SplinePlan {
+    SplinePlan {
+        bins: s.bins,
+        bound: s.bound as f32,
+        divisor: s.divisor as f32,
+        style: match s.style {
+            SplineStyle::Nflows {
+                min_width,
+                min_height,
+                min_derivative,
+            } => SplineStylePlan::Nflows {
+                min_width: min_width as f32,
+                min_height: min_height as f32,
+                min_derivative: min_derivative as f32,
+                end_logit: ((1.0 - min_derivative).exp() - 1.0).ln() as f32,
+            },
+            SplineStyle::Zuko { slope } => SplineStylePlan::Zuko {
+                ln_slope: slope.ln() as f32,
+            },
+        },
+    }
 }
 
 /// The scale of an affine transform, in f32 (`runtime::flow::Scale`).
@@ -560,8 +616,24 @@ pub(super) fn plan(p: &mut Planner, name: &str, fl: &Flow, d: usize, c: usize) {
                     logdet,
                     inverse: sample,
                     made: Box::new(plan),
-                    scale: scale_plan(scale),
-                    scale_param: *scale_param,
+                    elementwise: ElementwisePlan::Affine {
+                        scale: scale_plan(scale),
+                        scale_param: *scale_param,
+                    },
+                });
+                cur = dst;
+            }
+            FlowTransform::SplineAutoregressive { made, spline } => {
+                let plan = lower_made(p, name, &at, made, d, c, spline.params());
+                let dst = other(cur);
+                steps.push(FlowStep::Maf {
+                    x: cur,
+                    ctx,
+                    y: dst,
+                    logdet,
+                    inverse: sample,
+                    made: Box::new(plan),
+                    elementwise: ElementwisePlan::Spline(spline_plan(spline)),
                 });
                 cur = dst;
             }
