@@ -5,7 +5,7 @@ use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::{act_tokens, f32_tokens, usize_lit};
-use crate::passes::plan::flow::{FlowStep, MadeOpPlan, MadePlan, ScalePlan, SLACK};
+use crate::passes::plan::flow::{FlowStep, MadeOpPlan, MadePlan, ScalePlan, ShiftPlan, SLACK};
 use crate::passes::plan::Buf;
 
 /// Scratch floats per row the generated code allocates for `per_row` (the kernel's slack included).
@@ -86,6 +86,26 @@ fn made_tokens(rt: &TokenStream, m: &MadePlan, w: &dyn Fn(usize) -> TokenStream)
     }
 }
 
+/// `Some((a, b))` / `None` of two f32 constants.
+fn pair_tokens(p: Option<(f32, f32)>) -> TokenStream {
+    match p {
+        Some((a, b)) => {
+            let (a, b) = (f32_tokens(a), f32_tokens(b));
+            quote!(Some((#a, #b)))
+        }
+        None => quote!(None),
+    }
+}
+
+/// A `runtime::flow::Shift` (the constant `Shift::NONE` when the shift is used as it is).
+fn shift_tokens(fl: &TokenStream, s: &ShiftPlan) -> TokenStream {
+    if s.offset == 0.0 && s.clamp.is_none() {
+        return quote!(#fl::Shift::NONE);
+    }
+    let (o, c, ci) = (f32_tokens(s.offset), pair_tokens(s.clamp), s.clamp_inverse);
+    quote!(#fl::Shift { offset: #o, clamp: #c, clamp_inverse: #ci })
+}
+
 /// Emits step `i` (a flow step): setup items into `setup`, constants into `consts`, the call into
 /// `body`.
 #[allow(clippy::too_many_arguments)]
@@ -137,6 +157,8 @@ pub fn step(
             made,
             scale,
             scale_param,
+            clamp,
+            shift,
         } => {
             let id = format_ident!("made{}", i);
             let t = format_ident!("AFFINE{}", i);
@@ -151,10 +173,24 @@ pub fn step(
                     let b = f32_tokens(bound);
                     quote!(#fl::Scale::SoftClipExp { bound: #b })
                 }
+                ScalePlan::Sigmoid {
+                    factor,
+                    offset,
+                    eps,
+                } => {
+                    let (f, o, e) = (f32_tokens(factor), f32_tokens(offset), f32_tokens(eps));
+                    quote!(#fl::Scale::Sigmoid { factor: #f, offset: #o, eps: #e })
+                }
+                ScalePlan::Atan { factor } => {
+                    let f = f32_tokens(factor);
+                    quote!(#fl::Scale::Atan { factor: #f })
+                }
             };
             let (sp, hp) = (usize_lit(*scale_param), usize_lit(1 - *scale_param));
+            let clamp = pair_tokens(*clamp);
+            let shift = shift_tokens(&fl, shift);
             consts.push(quote! {
-                const #t: #fl::Elementwise = #fl::Elementwise::Affine(#fl::Affine { scale: #scale, scale_param: #sp, shift_param: #hp });
+                const #t: #fl::Elementwise = #fl::Elementwise::Affine(#fl::Affine { scale: #scale, scale_param: #sp, shift_param: #hp, clamp: #clamp, shift: #shift });
             });
             let ((xb, xs), (yb, ys)) = (buf(x), buf(y));
             let (cb, cs) = match ctx {
@@ -172,6 +208,19 @@ pub fn step(
                 None => quote!(None),
             };
             body.push(quote!(#fl::maf(tier, &#id, &#t, #inverse, n, &#xb[..], #xs, #cb, #cs, &mut #yb[..], #ys, #ld, &mut *flow_scratch);));
+        }
+        FlowStep::LuLinear {
+            src,
+            dst,
+            width,
+            lower,
+            upper,
+            bias,
+            inverse,
+        } => {
+            let ((s, ss), (d, ds)) = (buf(src), buf(dst));
+            let (wd, l, u, b) = (usize_lit(*width), w(*lower), w(*upper), w(*bias));
+            body.push(quote!(#fl::lu_linear(n, #wd, #l, #u, #b, #inverse, &#s[..], #ss, &mut #d[..], #ds);));
         }
         FlowStep::NormalLogProb {
             z,
