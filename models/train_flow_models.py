@@ -2,6 +2,7 @@
 """Train, export and make reference fixtures for the normalizing-flow test models.
 
     python models/train_flow_models.py            # from the repository root; CPU only, a few minutes
+    python models/train_flow_models.py NAME ...   # only these models (each has its own seeds)
 
 Needs torch, nflows 0.14 and zuko (`pip install nflows==0.14 zuko`; zuko 1.6.0 was used). Every model is conditional, D = 16
 targets given C = 12 context variables of a toy "jet" dataset defined below, trained briefly (fixed
@@ -11,6 +12,10 @@ seeds, CPU, deterministic), then exported with `flashc_export.nflows`:
                    batch norm, ReLU), BatchNorm on steps 0, 2, 4, Random/ReversePermutation]
   nflows_maf20     20 × [MaskedAffineAutoregressiveTransform (residual MADE, 2 blocks, hidden 64,
                    ReLU), BatchNorm, RandomPermutation]: the benchmark shape (FlowSim-like D and C)
+
+  nflows_lu_maf    4 × [CompositeTransform([RandomPermutation, LULinear]), MaskedAffineAutoregressiveTransform
+                   (residual MADE, 2 blocks, hidden 48, ReLU)]: the LU-linear transform (nbd's
+                   "random-permutation" step) between affine MAF steps
 
   zuko_maf         zuko.flows.MAF(16, 12, transforms=5, hidden_features=(64, 64)): MaskedMLP
                    hyper-networks on cat(x, c), orders alternating ascending/descending, soft-clipped
@@ -124,6 +129,22 @@ def maf20():
     return Flow(CompositeTransform(ts), StandardNormal([D]))
 
 
+def lu_maf():
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.lu import LULinear
+    from nflows.transforms.permutations import RandomPermutation
+
+    ts = []
+    for _ in range(4):
+        ts.append(CompositeTransform([RandomPermutation(D), LULinear(D, identity_init=True)]))
+        ts.append(MaskedAffineAutoregressiveTransform(features=D, hidden_features=48, context_features=C, num_blocks=2,
+                                                      use_residual_blocks=True, use_batch_norm=False, activation=F.relu))
+    return Flow(CompositeTransform(ts), StandardNormal([D]))
+
+
 def zuko_maf():
     import zuko
 
@@ -172,14 +193,14 @@ def write_fixture(name, inputs, outputs, noise=None):
             metadata={"model": name, "producer": "models/train_flow_models.py", "seed": str(SEED)})
 
 
-def build(name, make, steps, seed, toy, lr=1e-3):
+def build(name, make, steps, seed, toy, lr=1e-3, what="affine MAF"):
     print(f"{name}: training {steps} steps", flush=True)
     torch.manual_seed(seed)
     flow = train(make(), toy, steps, seed, lr=lr)
     lib = "zuko" if is_zuko(flow) else "nflows"
     exporter = fxz if is_zuko(flow) else fxn
     exporter.export(os.path.join(MODELS, name), name, flow, columns=TARGETS, context_columns=CONTEXT,
-                    description=f"{lib} affine MAF on a toy conditional density (D={D}, C={C}); "
+                    description=f"{lib} {what} on a toy conditional density (D={D}, C={C}); "
                                 "samples x = T^-1(z; context) from base noise z (models/train_flow_models.py)")
     r = np.random.default_rng(seed + 1)
     c = toy.context(r, N_FIX).astype(np.float32)
@@ -203,9 +224,18 @@ def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     toy = Toy(SEED)
-    build("nflows_maf", maf6, 1500, SEED + 10, toy)
-    build("nflows_maf20", maf20, 600, SEED + 20, toy, lr=2e-4)
-    build("zuko_maf", zuko_maf, 1000, SEED + 30, toy)
+    models = {
+        "nflows_maf": lambda: build("nflows_maf", maf6, 1500, SEED + 10, toy),
+        "nflows_maf20": lambda: build("nflows_maf20", maf20, 600, SEED + 20, toy, lr=2e-4),
+        "zuko_maf": lambda: build("zuko_maf", zuko_maf, 1000, SEED + 30, toy),
+        "nflows_lu_maf": lambda: build("nflows_lu_maf", lu_maf, 800, SEED + 40, toy, what="affine MAF with LU-linear transforms"),
+    }
+    names = sys.argv[1:] or list(models)
+    unknown = [n for n in names if n not in models]
+    if unknown:
+        sys.exit(f"unknown model(s) {unknown}; known: {list(models)}")
+    for n in names:
+        models[n]()
 
 
 if __name__ == "__main__":

@@ -78,15 +78,50 @@ def test_zuko_sample_and_log_prob(tmp_path):
     assert_close(eval_exported(str(tmp_path / "g_log_prob"), np.concatenate([x, c], axis=1)), want_lp, atol=5e-5, rtol=1e-5, what="log_prob")
 
 
+@pytest.mark.parametrize("using_cache", [False, True])
+def test_nflows_lu_linear(tmp_path, using_cache):
+    """nbd's pattern: CompositeTransform([RandomPermutation, LULinear]) between affine MAF steps."""
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.lu import LULinear
+    from nflows.transforms.permutations import RandomPermutation
+
+    torch.manual_seed(3)
+    ts = [CompositeTransform([RandomPermutation(D), LULinear(D, using_cache=using_cache, identity_init=False)]),
+          MaskedAffineAutoregressiveTransform(D, 12, context_features=C, num_blocks=1),
+          CompositeTransform([RandomPermutation(D), LULinear(D, using_cache=using_cache, identity_init=False)])]
+    flow = Flow(CompositeTransform(ts), StandardNormal([D]))
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    flow.eval()
+    c, x, z = data()
+    spec = fxn.export(str(tmp_path / "f"), "f", flow, columns=[f"x{i}" for i in range(D)], context_columns=[f"c{i}" for i in range(C)])[0]
+    kinds = [t["kind"] for t in spec["graph"][0]["transforms"]]
+    assert kinds == ["permutation", "lu_linear", "affine_autoregressive", "permutation", "lu_linear"]
+    T = st.load(str(tmp_path / "f.safetensors"))
+    lower, upper = ts[0]._transforms[1]._create_lower_upper()
+    lu = spec["graph"][0]["transforms"][1]
+    np.testing.assert_array_equal(T[lu["lower"]], lower.detach().numpy())
+    np.testing.assert_array_equal(T[lu["upper"]], upper.detach().numpy())
+    with torch.no_grad():
+        want_x = flow._transform.inverse(torch.tensor(z), torch.tensor(c))[0].numpy()
+        want_lp = flow.log_prob(torch.tensor(x), torch.tensor(c)).numpy()[:, None]
+    assert_close(eval_exported(str(tmp_path / "f"), c, z), want_x, atol=2e-5, rtol=2e-5, what="samples")
+    assert_close(eval_exported(str(tmp_path / "f_log_prob"), np.concatenate([x, c], axis=1)), want_lp, atol=5e-5, rtol=1e-5, what="log_prob")
+
+
 def test_unsupported_modules_are_named(tmp_path):
     from nflows.distributions.normal import StandardNormal
     from nflows.flows.base import Flow
     from nflows.transforms.base import CompositeTransform
-    from nflows.transforms.lu import LULinear
+    from nflows.transforms.nonlinearities import Tanh
     from nflows.transforms.permutations import ReversePermutation
 
-    flow = Flow(CompositeTransform([ReversePermutation(D), LULinear(D)]), StandardNormal([D])).eval()
-    with pytest.raises(ExportError, match=r"transforms\[1\] \(LULinear\).*not supported"):
+    flow = Flow(CompositeTransform([ReversePermutation(D), Tanh()]), StandardNormal([D])).eval()
+    with pytest.raises(ExportError, match=r"transforms\[1\] \(Tanh\).*not supported"):
         fxn.export(str(tmp_path / "h"), "h", flow, columns=[f"x{i}" for i in range(D)], context_columns=["c"])
     flow.train()
     with pytest.raises(ExportError, match="training mode"):
