@@ -12,12 +12,16 @@ seeds, CPU, deterministic), then exported with `flashc_export.nflows`:
   nflows_maf20     20 × [MaskedAffineAutoregressiveTransform (residual MADE, 2 blocks, hidden 64,
                    ReLU), BatchNorm, RandomPermutation]: the benchmark shape (FlowSim-like D and C)
 
+  nflows_lu_maf    4 × [CompositeTransform([RandomPermutation, LULinear]), MaskedAffineAutoregressiveTransform
+                   (residual MADE, 2 blocks, hidden 48, ReLU)]: the LU-linear transform (nbd's
+                   "random-permutation" step) between affine MAF steps
+
   zuko_maf         zuko.flows.MAF(16, 12, transforms=5, hidden_features=(64, 64)): MaskedMLP
                    hyper-networks on cat(x, c), orders alternating ascending/descending, soft-clipped
                    affine scale
   nflows_rqs       4 × [MaskedPiecewiseRationalQuadraticAutoregressiveTransform (8 bins, linear tails,
                    tail bound 3, residual MADE, 2 blocks, hidden 64, batch norm, ReLU),
-                   RandomPermutation]
+                   RandomPermutation, LULinear]
   zuko_nsf         zuko.flows.NSF(16, 12, bins=8, transforms=3, hidden_features=(64, 64)): splines on
                    [-5, 5], soft-clipped logits
 
@@ -130,11 +134,28 @@ def maf20():
     return Flow(CompositeTransform(ts), StandardNormal([D]))
 
 
+def lu_maf():
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.lu import LULinear
+    from nflows.transforms.permutations import RandomPermutation
+
+    ts = []
+    for _ in range(4):
+        ts.append(CompositeTransform([RandomPermutation(D), LULinear(D, identity_init=True)]))
+        ts.append(MaskedAffineAutoregressiveTransform(features=D, hidden_features=48, context_features=C, num_blocks=2,
+                                                      use_residual_blocks=True, use_batch_norm=False, activation=F.relu))
+    return Flow(CompositeTransform(ts), StandardNormal([D]))
+
+
 def nflows_rqs():
     from nflows.distributions.normal import StandardNormal
     from nflows.flows.base import Flow
     from nflows.transforms.autoregressive import MaskedPiecewiseRationalQuadraticAutoregressiveTransform
     from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.lu import LULinear
     from nflows.transforms.permutations import RandomPermutation
 
     ts = []
@@ -143,6 +164,7 @@ def nflows_rqs():
             features=D, hidden_features=64, context_features=C, num_bins=8, tails="linear", tail_bound=3.0,
             num_blocks=2, use_residual_blocks=True, use_batch_norm=True, activation=F.relu))
         ts.append(RandomPermutation(D))
+        ts.append(LULinear(D, identity_init=True))
     return Flow(CompositeTransform(ts), StandardNormal([D]))
 
 
@@ -247,6 +269,8 @@ def main():
         "nflows_maf": lambda: build("nflows_maf", maf6, 1500, SEED + 10, toy, "affine MAF"),
         "nflows_maf20": lambda: build("nflows_maf20", maf20, 600, SEED + 20, toy, "affine MAF", lr=2e-4),
         "zuko_maf": lambda: build("zuko_maf", zuko_maf, 1000, SEED + 30, toy, "affine MAF"),
+        "nflows_lu_maf": lambda: build("nflows_lu_maf", lu_maf, 800, SEED + 40, toy,
+                                       "affine MAF with LU-linear transforms"),
         "nflows_rqs": lambda: build("nflows_rqs", nflows_rqs, 800, SEED + 40, toy, "rational-quadratic spline MAF",
                                     spline=True),
         "zuko_nsf": lambda: build("zuko_nsf", zuko_nsf, 800, SEED + 50, toy, "neural spline flow (NSF)", spline=True),

@@ -9,7 +9,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 MODES = ("sample", "log_prob")
-KINDS = ("permutation", "batchnorm", "affine_autoregressive", "rqs_autoregressive")
+KINDS = ("permutation", "batchnorm", "affine_autoregressive", "rqs_autoregressive", "lu_linear")
+SCALE_KINDS = ("softplus", "soft_clip_exp", "sigmoid", "atan")
 
 
 def _act(a: dict, x: np.ndarray) -> np.ndarray:
@@ -67,8 +68,88 @@ class _Check:
             self.p(f"{path}: \"eps\" is required (a non-negative number)")
 
 
-def validate_flow(node: dict, widths: Dict[str, int], shapes, where: str) -> Tuple[List[str], int]:
-    """Problems of a flow node and its output width. `widths` holds the widths of defined values."""
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _check_scale(c: "_Check", s, path: str):
+    """The `scale` object of an affine transform: its kind and constants (the scale must stay > 0)."""
+    if not isinstance(s, dict) or s.get("kind") not in SCALE_KINDS:
+        c.p(f"{path}: \"scale\" must be an object whose \"kind\" is one of {list(SCALE_KINDS)}")
+        return
+    k = s["kind"]
+    need = {"softplus": ("threshold", "eps"), "soft_clip_exp": ("bound",), "sigmoid": ("factor", "offset", "eps"),
+            "atan": ("factor", "min")}[k]
+    allowed = set(need) | {"kind"} | ({"min", "max"} if k in ("softplus", "atan") else set())
+    missing = [f for f in need if f not in s]
+    if missing:
+        c.p(f"{path}.scale: scale {k!r} needs {missing}")
+        return
+    extra = sorted(set(s) - allowed)
+    if extra:
+        c.p(f"{path}.scale: unknown field(s) {extra} for scale {k!r}")
+    bad = [f for f in allowed - {"kind"} if f in s and s[f] is not None and not (_num(s[f]) or (f == "threshold" and isinstance(s[f], (int, float))))]
+    if bad:
+        c.p(f"{path}.scale: {sorted(bad)} must be numbers")
+        return
+    lo, hi = s.get("min"), s.get("max")
+    if k == "softplus" and not (s["eps"] > 0 and (hi is None or hi > 0) and (lo is None or hi is None or lo <= hi)):
+        c.p(f"{path}.scale: softplus needs eps > 0 and min <= max with max > 0 (the scale must be positive)")
+    elif k == "soft_clip_exp" and not s["bound"] > 0:
+        c.p(f"{path}.scale: the bound must be > 0")
+    elif k == "sigmoid" and not (s["factor"] >= 0 and s["eps"] > 0):
+        c.p(f"{path}.scale: sigmoid needs factor >= 0 and eps > 0 (the scale must be positive)")
+    elif k == "atan" and not (s["factor"] > 0 and lo > 0 and (hi is None or hi >= lo)):
+        c.p(f"{path}.scale: atan needs factor > 0 and 0 < min <= max (the scale must be positive)")
+
+
+def _check_shift(c: "_Check", t: dict, path: str):
+    if "shift_offset" in t and not _num(t["shift_offset"]):
+        c.p(f"{path}: \"shift_offset\" must be a finite number")
+    if "shift_clamp" in t:
+        sc = t["shift_clamp"]
+        if not (isinstance(sc, dict) and set(sc) == {"min", "max", "inverse"} and _num(sc["min"]) and _num(sc["max"])
+                and sc["min"] <= sc["max"] and isinstance(sc["inverse"], bool)):
+            c.p(f"{path}.shift_clamp: must be {{\"min\": number, \"max\": number >= min, \"inverse\": true or false}}")
+
+
+def _check_lu(c: "_Check", t: dict, path: str, d: int, values):
+    """Shapes and, when the values are known, the structure of an LU-linear transform."""
+    c.tensor(t, "lower", f"{path}.lower", [d, d])
+    c.tensor(t, "upper", f"{path}.upper", [d, d])
+    c.tensor(t, "bias", f"{path}.bias", [d])
+    if values is None:
+        return
+    L, U = values.get(t.get("lower")), values.get(t.get("upper"))
+    if L is None or U is None or np.shape(L) != (d, d) or np.shape(U) != (d, d):
+        return
+    L, U = np.asarray(L, dtype=np.float64), np.asarray(U, dtype=np.float64)
+    bad_diag, bad_up = np.flatnonzero(np.diag(L) != 1), np.argwhere(np.triu(L, 1) != 0)
+    if len(bad_diag) or len(bad_up):
+        if len(bad_diag):
+            i = j = int(bad_diag[0])
+            why = "a diagonal entry is not 1"
+        else:
+            i, j = map(int, bad_up[0])
+            why = "an entry above the diagonal is not 0"
+        c.p(f"{path}.lower: tensor {t['lower']!r} [{i}, {j}] = {L[i, j]}: L is not unit lower-triangular: {why} "
+            f"({len(bad_diag) + len(bad_up)} such entries)")
+    bad = np.argwhere(np.tril(U, -1) != 0)
+    if len(bad):
+        i, j = map(int, bad[0])
+        c.p(f"{path}.upper: tensor {t['upper']!r} [{i}, {j}] = {U[i, j]}: U is not upper-triangular "
+            f"({len(bad)} nonzero entries below the diagonal)")
+    diag = np.diag(U)
+    bad = np.flatnonzero(~(np.isfinite(diag) & (diag > 0)))
+    if len(bad):
+        i = int(bad[0])
+        c.p(f"{path}.upper: tensor {t['upper']!r}: non-invertible LU: diagonal entry {i} = {diag[i]} "
+            f"({len(bad)} diagonal entries are not finite and > 0)")
+
+
+def validate_flow(node: dict, widths: Dict[str, int], shapes, where: str, values=None) -> Tuple[List[str], int]:
+    """Problems of a flow node and its output width. `widths` holds the widths of defined values;
+    `values` (optional) maps tensor names to arrays, for the checks that need the values."""
     c = _Check(where, shapes)
     d = widths.get(node.get("input"), 0)
     ctx = node.get("context")
@@ -96,6 +177,8 @@ def validate_flow(node: dict, widths: Dict[str, int], shapes, where: str) -> Tup
                 c.tensor(t, f, path, [d])
             if not isinstance(t.get("eps"), (int, float)) or t["eps"] < 0:
                 c.p(f"{path}: \"eps\" is required (a non-negative number)")
+        elif k == "lu_linear":
+            _check_lu(c, t, path, d, values)
         else:
             n_params = 2
             if k == "rqs_autoregressive":
@@ -105,10 +188,8 @@ def validate_flow(node: dict, widths: Dict[str, int], shapes, where: str) -> Tup
             else:
                 if t.get("params") not in (["scale", "shift"], ["shift", "scale"]):
                     c.p(f"{path}: \"params\" must be [\"scale\", \"shift\"] or [\"shift\", \"scale\"]")
-                s = t.get("scale", {})
-                if not (isinstance(s, dict) and ((s.get("kind") == "softplus" and "threshold" in s and "eps" in s)
-                                                 or (s.get("kind") == "soft_clip_exp" and "bound" in s))):
-                    c.p(f"{path}: \"scale\" must be {{kind: softplus, threshold, eps}} or {{kind: soft_clip_exp, bound}}")
+                _check_scale(c, t.get("scale"), path)
+                _check_shift(c, t, path)
             m = t.get("made")
             if not isinstance(m, dict):
                 c.p(f"{path}: \"made\" must be an object")
@@ -214,16 +295,63 @@ def made(m: dict, T, x: np.ndarray, c: Optional[np.ndarray]) -> np.ndarray:
     return _linear(m["final"], T, h)
 
 
+def _clamp(x: np.ndarray, lo, hi) -> np.ndarray:
+    """torch.clamp: min(max(x, lo), hi), either bound optional."""
+    if lo is not None:
+        x = np.maximum(x, lo)
+    if hi is not None:
+        x = np.minimum(x, hi)
+    return x
+
+
 def _scale(s: dict, u: np.ndarray) -> np.ndarray:
-    if s["kind"] == "softplus":
-        return np.where(u > s["threshold"], u, np.logaddexp(0.0, u)) + s["eps"]
+    k = s["kind"]
+    if k == "softplus":
+        return _clamp(np.where(u > s["threshold"], u, np.logaddexp(0.0, u)) + s["eps"], s.get("min"), s.get("max"))
+    if k == "sigmoid":
+        return s["factor"] / (1.0 + np.exp(-(u + s["offset"]))) + s["eps"]
+    if k == "atan":
+        return _clamp(s["factor"] * np.arctan(u / s["factor"]), s["min"], s.get("max"))
     return np.exp(u / (1.0 + np.abs(u) / s["bound"]))
 
 
-def _affine_params(t, T, x, c):
+def _shift(t: dict, v: np.ndarray, inverse: bool) -> np.ndarray:
+    v = v + t.get("shift_offset", 0.0)
+    sc = t.get("shift_clamp")
+    if sc is not None and (not inverse or sc["inverse"]):
+        v = _clamp(v, sc["min"], sc["max"])
+    return v
+
+
+def _affine_params(t, T, x, c, inverse=False):
     p = made(t["made"], T, x, c).reshape(x.shape[0], x.shape[1], 2)
     si = 0 if t["params"] == ["scale", "shift"] else 1
-    return _scale(t["scale"], p[..., si]), p[..., 1 - si]
+    return _scale(t["scale"], p[..., si]), _shift(t, p[..., 1 - si], inverse)
+
+
+def _lu(t, T):
+    return (np.asarray(T[t["lower"]], dtype=np.float64), np.asarray(T[t["upper"]], dtype=np.float64),
+            np.asarray(T[t["bias"]], dtype=np.float64))
+
+
+def _lu_forward(t, T, x):
+    """nflows LULinear: y = L·(U·x) + bias, log|det| = Σ ln U_ii."""
+    L, U, b = _lu(t, T)
+    y = (x @ U.T) @ L.T + b
+    return y, np.full(x.shape[0], np.sum(np.log(np.diag(U))))
+
+
+def _lu_inverse(t, T, y):
+    """Two triangular solves: forward substitution with the unit L, back substitution with U."""
+    L, U, b = _lu(t, T)
+    d = y.shape[1]
+    w = y - b
+    for i in range(d):
+        w[:, i] = w[:, i] - w[:, :i] @ L[i, :i]
+    x = np.zeros_like(w)
+    for i in reversed(range(d)):
+        x[:, i] = (w[:, i] - x[:, i + 1:] @ U[i, i + 1:]) / U[i, i]
+    return x
 
 
 def _softmax(u):
@@ -304,6 +432,8 @@ def _forward(t, T, x, c):
     if k == "rqs_autoregressive":
         y, lj = _spline(t["spline"], _spline_params(t, T, x, c), x, False)
         return y, lj.sum(axis=1)
+    if k == "lu_linear":
+        return _lu_forward(t, T, x)
     s, shift = _affine_params(t, T, x, c)
     return s * x + shift, np.log(s).sum(axis=1)
 
@@ -314,13 +444,15 @@ def _inverse(t, T, y, c):
         return y[:, np.argsort(T[t["permutation"]].astype(int))]
     if k == "batchnorm":
         return (y - T[t["bias"]]) / T[t["weight"]] * np.sqrt(T[t["var"]] + t["eps"]) + T[t["mean"]]
+    if k == "lu_linear":
+        return _lu_inverse(t, T, y)
     x = np.zeros_like(y)
     if k == "rqs_autoregressive":
         for _ in range(y.shape[1]):
             x = _spline(t["spline"], _spline_params(t, T, x, c), y, True)[0]
         return x
     for _ in range(y.shape[1]):
-        s, shift = _affine_params(t, T, x, c)
+        s, shift = _affine_params(t, T, x, c, inverse=True)
         x = (y - shift) / s
     return x
 

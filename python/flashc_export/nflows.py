@@ -11,7 +11,7 @@ samples, i.e. `flow._transform.inverse(z, context)`) and `models/jets_log_prob.j
 Supported: `CompositeTransform` (nested), `MaskedAffineAutoregressiveTransform` and
 `MaskedPiecewiseRationalQuadraticAutoregressiveTransform` with linear tails (MADE with
 residual or feed-forward blocks, context, batch norm), `RandomPermutation` /
-`ReversePermutation` / `Permutation`, `BatchNorm`; base `StandardNormal`; no embedding net.
+`ReversePermutation` / `Permutation`, `BatchNorm`, `LULinear`; base `StandardNormal`; no embedding net.
 Anything else is an `ExportError` naming the module and where it sits.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .flow import write_flow_specs
 
 SUPPORTED = ("CompositeTransform", "MaskedAffineAutoregressiveTransform",
              "MaskedPiecewiseRationalQuadraticAutoregressiveTransform (tails='linear')", "RandomPermutation", "ReversePermutation",
-             "Permutation", "BatchNorm")
+             "Permutation", "BatchNorm", "LULinear")
 
 
 def _np(t):
@@ -124,6 +124,7 @@ class _Writer:
     def transform(self, t, i: int, features: int) -> dict:
         from nflows.transforms.autoregressive import (
             MaskedAffineAutoregressiveTransform, MaskedPiecewiseRationalQuadraticAutoregressiveTransform)
+        from nflows.transforms.lu import LULinear
         from nflows.transforms.made import MADE
         from nflows.transforms.normalization import BatchNorm
         from nflows.transforms.permutations import Permutation
@@ -139,6 +140,17 @@ class _Writer:
             return {"kind": "batchnorm", "weight": self.t(f"{path}/weight", t.weight), "bias": self.t(f"{path}/bias", t.bias),
                     "mean": self.t(f"{path}/mean", t.running_mean), "var": self.t(f"{path}/var", t.running_var),
                     "eps": float(t.eps)}
+        if type(t) is LULinear:
+            if t.features != features:
+                raise ExportError(f"{where}: LULinear has {t.features} features, the flow {features}")
+            import torch
+
+            # L (unit diagonal) and U (diagonal softplus(unconstrained_upper_diag) + eps) exactly as
+            # nflows builds them, in float32, for its forward pass and its triangular solves.
+            with torch.no_grad():
+                lower, upper = t._create_lower_upper()
+            return {"kind": "lu_linear", "lower": self.t(f"{path}/lower", lower), "upper": self.t(f"{path}/upper", upper),
+                    "bias": self.t(f"{path}/bias", t.bias)}
         if type(t) is MaskedAffineAutoregressiveTransform:
             net = t.autoregressive_net
             if not isinstance(net, MADE):

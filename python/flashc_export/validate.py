@@ -59,9 +59,11 @@ def check_activation(act, where: str) -> List[str]:
     return p
 
 
-def validate_spec(spec: dict, shapes: Optional[Dict[str, List[int]]] = None, where: str = "spec") -> List[str]:
+def validate_spec(spec: dict, shapes: Optional[Dict[str, List[int]]] = None, where: str = "spec",
+                  values: Optional[dict] = None) -> List[str]:
     """Return the list of problems of `spec` (empty when valid). `shapes` maps tensor names to shapes;
-    when given, every tensor reference is checked for presence and shape."""
+    when given, every tensor reference is checked for presence and shape. `values` (optional) maps
+    tensor names to arrays, for the checks that need the values (a flow's LU factors)."""
     P: List[str] = []
     if spec.get("format") not in FORMATS:
         P.append(f"{where}: format {spec.get('format')!r} is not supported; supported: {list(FORMATS)}")
@@ -148,7 +150,7 @@ def validate_spec(spec: dict, shapes: Optional[Dict[str, List[int]]] = None, whe
         if op == "flow":
             from .flow import validate_flow  # local import: flow imports reference, which imports this
 
-            fp, out = validate_flow(node, widths, shapes, w)
+            fp, out = validate_flow(node, widths, shapes, w, values)
             P += fp
         elif op == "dense":
             kshape = shapes.get(node.get("kernel")) if shapes and isinstance(node.get("kernel"), str) else None
@@ -295,4 +297,4 @@ def validate_files(spec_path: str) -> List[str]:
         spec = json.load(f)
     wpath = os.path.join(os.path.dirname(spec_path), spec.get("weights", ""))
     tensors = st.load(wpath)
-    return validate_spec(spec, {k: list(v.shape) for k, v in tensors.items()}, where=spec_path)
+    return validate_spec(spec, {k: list(v.shape) for k, v in tensors.items()}, where=spec_path, values=tensors)

@@ -52,9 +52,16 @@ EXPECTED = {
     "nflows_maf20_log_prob": (28, 0, 1),
     "zuko_maf": (12, 16, 16),
     "zuko_maf_log_prob": (28, 0, 1),
+    "nflows_lu_maf": (12, 16, 16),
+    "nflows_lu_maf_log_prob": (28, 0, 1),
+    "nflows_rqs": (12, 16, 16),
+    "nflows_rqs_log_prob": (28, 0, 1),
+    "zuko_nsf": (12, 16, 16),
+    "zuko_nsf_log_prob": (28, 0, 1),
 }
 # Models reading another model's weights file (a flow's sampling and log-density models share one).
-WEIGHTS = {"nflows_maf_log_prob": "nflows_maf", "nflows_maf20_log_prob": "nflows_maf20", "zuko_maf_log_prob": "zuko_maf"}
+WEIGHTS = {"nflows_maf_log_prob": "nflows_maf", "nflows_maf20_log_prob": "nflows_maf20", "zuko_maf_log_prob": "zuko_maf",
+           "nflows_lu_maf_log_prob": "nflows_lu_maf", "nflows_rqs_log_prob": "nflows_rqs", "zuko_nsf_log_prob": "zuko_nsf"}
 
 
 def test_model_list():

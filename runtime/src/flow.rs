@@ -186,6 +186,30 @@ pub enum Scale {
     Softplus { threshold: f32, eps: f32 },
     /// `s = exp(u / (1 + |u| / bound))` (zuko's soft clip of the log scale).
     SoftClipExp { bound: f32 },
+    /// `s = factor·σ(u + offset) + eps` (FlashSim's `sigmoid` affine type).
+    Sigmoid { factor: f32, offset: f32, eps: f32 },
+    /// `s = factor·atan(u / factor)` (FlashSim's `atan` affine type, with a [`Affine::clamp`]).
+    Atan { factor: f32 },
+}
+
+/// What is done to the shift parameter `t`: `shift = t + offset`, then `clamp(shift, min, max)`
+/// when `clamp` is given, in the forward direction always and when inverting only if
+/// `clamp_inverse` (FlashSim).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Shift {
+    pub offset: f32,
+    /// `(min, max)`.
+    pub clamp: Option<(f32, f32)>,
+    pub clamp_inverse: bool,
+}
+
+impl Shift {
+    /// The shift parameter as it is (nflows, zuko).
+    pub const NONE: Shift = Shift {
+        offset: 0.0,
+        clamp: None,
+        clamp_inverse: false,
+    };
 }
 
 /// The elementwise affine transform of a MAF: forward (data → noise) `y = s·x + shift`.
@@ -196,6 +220,9 @@ pub struct Affine {
     pub scale_param: usize,
     /// Which is the shift.
     pub shift_param: usize,
+    /// `s = clamp(s, min, max)` (`torch.clamp`: `min(max(s, min), max)`; ±∞ for an open end).
+    pub clamp: Option<(f32, f32)>,
+    pub shift: Shift,
 }
 
 /// How a rational-quadratic spline's knots are made from its unconstrained parameters.
@@ -1518,6 +1545,19 @@ unsafe fn affine_v<S: Simd>(
     shift: S::V,
 ) -> (S::V, S::V) {
     let s = match af.scale {
+        Scale::Sigmoid {
+            factor,
+            offset,
+            eps,
+        } => S::fma(
+            S::splat(factor),
+            crate::math::sigmoid_v::<S>(S::add(u, S::splat(offset))),
+            S::splat(eps),
+        ),
+        Scale::Atan { factor } => S::mul(
+            S::splat(factor),
+            crate::math::atan_v::<S>(S::div(u, S::splat(factor))),
+        ),
         Scale::Softplus { threshold, eps } => S::add(
             act_v::<S>(
                 &Activation::Softplus {
@@ -1532,6 +1572,23 @@ unsafe fn affine_v<S: Simd>(
             let log_s = S::div(u, S::add(S::splat(1.0), S::div(S::abs(u), S::splat(bound))));
             crate::math::exp_v::<S>(log_s)
         }
+    };
+    // Data as the second operand of max/min, so that NaN propagates.
+    let s = match af.clamp {
+        Some((lo, hi)) => S::min(S::splat(hi), S::max(S::splat(lo), s)),
+        None => s,
+    };
+    let sh = &af.shift;
+    let shift = if sh.offset != 0.0 {
+        S::add(shift, S::splat(sh.offset))
+    } else {
+        shift
+    };
+    let shift = match sh.clamp {
+        Some((lo, hi)) if !inverse || sh.clamp_inverse => {
+            S::min(S::splat(hi), S::max(S::splat(lo), shift))
+        }
+        _ => shift,
     };
     if inverse {
         (
@@ -1833,6 +1890,83 @@ pub fn normal_log_prob(
             sq += v * v;
         }
         out[r * out_stride] = (-0.5 * sq - log_z) + logdet[r * logdet_stride];
+    }
+}
+
+/// nflows' `LULinear` on `rows` rows of `width` = D columns: forward (data → noise)
+/// `y = L·(U·x) + bias`; inverse `x = U⁻¹·(L⁻¹·(y − bias))` by forward substitution with the
+/// unit lower-triangular `L` and back substitution with the upper-triangular `U` (no inverse
+/// matrix is formed). `lower` and `upper` are `[D][D]` row-major; only `L`'s strict lower
+/// triangle and `U`'s upper triangle with the diagonal are read. Each row is computed on its
+/// own in plain f32 (one multiply and one add per term, sums in ascending order of the column),
+/// the same operations on every tier. `src` and `dst` are distinct buffers. The log-det
+/// (`Σ ln U_ii`, a constant) is not touched.
+pub fn lu_linear(
+    rows: usize,
+    width: usize,
+    lower: &[f32],
+    upper: &[f32],
+    bias: &[f32],
+    inverse: bool,
+    src: &[f32],
+    src_stride: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+) {
+    let d = width;
+    assert!(
+        lower.len() >= d * d && upper.len() >= d * d && bias.len() >= d,
+        "flow: LU-linear weights too short for width {d}"
+    );
+    if rows == 0 {
+        return;
+    }
+    assert!(
+        src.len() >= (rows - 1) * src_stride + d && dst.len() >= (rows - 1) * dst_stride + d,
+        "flow: LU-linear buffers too short for {rows} rows"
+    );
+    for r in 0..rows {
+        let x = &src[r * src_stride..r * src_stride + d];
+        let y = &mut dst[r * dst_stride..r * dst_stride + d];
+        if inverse {
+            // L·w = x − bias, row by row downwards.
+            for i in 0..d {
+                let li = &lower[i * d..i * d + i];
+                let mut acc = x[i] - bias[i];
+                for (j, &l) in li.iter().enumerate() {
+                    acc -= l * y[j];
+                }
+                y[i] = acc;
+            }
+            // U·x = w, row by row upwards.
+            for i in (0..d).rev() {
+                let ui = &upper[i * d..i * d + d];
+                let mut acc = y[i];
+                for j in i + 1..d {
+                    acc -= ui[j] * y[j];
+                }
+                y[i] = acc / ui[i];
+            }
+        } else {
+            // t = U·x.
+            for i in 0..d {
+                let ui = &upper[i * d..i * d + d];
+                let mut acc = 0.0f32;
+                for j in i..d {
+                    acc += ui[j] * x[j];
+                }
+                y[i] = acc;
+            }
+            // y = L·t + bias, upwards so that t[j < i] is still there.
+            for i in (0..d).rev() {
+                let li = &lower[i * d..i * d + i];
+                let mut acc = 0.0f32;
+                for (j, &l) in li.iter().enumerate() {
+                    acc += l * y[j];
+                }
+                y[i] = (acc + y[i]) + bias[i];
+            }
+        }
     }
 }
 

@@ -151,6 +151,32 @@ pub(crate) unsafe fn sigmoid_v<S: Simd>(x: S::V) -> S::V {
     S::lt_select(x, S::splat(0.0), neg, pos)
 }
 
+/// `atan(r) ≈ r + r·z·P(z)`, `z = r²`, on `|r| ≤ tan(π/8)` (Cephes' `atanf` coefficients),
+/// highest degree first.
+const ATAN_P: [f32; 4] = [8.053_744_5e-2, -1.387_768_6e-1, 1.997_771_1e-1, -3.333_294_9e-1];
+
+/// `atan(x)`: `|x|` reduced to `|r| ≤ tan(π/8)` by `atan(a) = π/2 + atan(−1/a)` (`a > tan(3π/8)`)
+/// or `π/4 + atan((a − 1)/(a + 1))` (`a > tan(π/8)`), then the polynomial; odd; NaN propagates.
+#[inline(always)]
+pub(crate) unsafe fn atan_v<S: Simd>(x: S::V) -> S::V {
+    let a = S::abs(x);
+    let big = S::lt_select(S::splat(2.414_213_6), a, S::splat(1.0), S::splat(0.0));
+    let mid = S::lt_select(S::splat(0.414_213_57), a, S::splat(1.0), S::splat(0.0));
+    let r_mid = S::div(S::sub(a, S::splat(1.0)), S::add(a, S::splat(1.0)));
+    let r_big = S::div(S::splat(-1.0), a);
+    let zero = S::splat(0.0);
+    let r = S::lt_select(zero, big, r_big, S::lt_select(zero, mid, r_mid, a));
+    let y0 = S::lt_select(
+        zero,
+        big,
+        S::splat(core::f32::consts::FRAC_PI_2),
+        S::lt_select(zero, mid, S::splat(core::f32::consts::FRAC_PI_4), zero),
+    );
+    let z = S::mul(r, r);
+    let y = S::add(y0, S::fma(S::mul(poly::<S>(z, &ATAN_P), z), r, r));
+    S::copysign(y, x)
+}
+
 const ERF_P: [f32; 6] = [
     -6.123_237_5e-4,
     5.019_121e-3,
@@ -290,6 +316,10 @@ pub fn tanh(x: f32) -> f32 {
 /// Scalar logistic sigmoid.
 pub fn sigmoid(x: f32) -> f32 {
     unsafe { sigmoid_v::<Scalar>(x) }
+}
+/// Scalar `atan` (the kernels' polynomial).
+pub fn atan(x: f32) -> f32 {
+    unsafe { atan_v::<Scalar>(x) }
 }
 /// Scalar `erf`.
 pub fn erf(x: f32) -> f32 {

@@ -11,7 +11,7 @@
 mod common;
 use common::Rng;
 use runtime::flow::{
-    self, Affine, ContextLayer, Elementwise, Made, MadeOp, Output, Scale, Src, Value,
+    self, Affine, ContextLayer, Elementwise, Made, MadeOp, Output, Scale, Shift, Src, Value,
 };
 use runtime::{isa, Activation, Tier};
 
@@ -153,25 +153,44 @@ fn scale64(u: f64) -> f64 {
     sp + 1e-3
 }
 
+/// The elementwise affine transform in f64: `s(u)` and `shift(t, inverse)`.
+struct Affine64<'a> {
+    scale: &'a dyn Fn(f64) -> f64,
+    shift: &'a dyn Fn(f64, bool) -> f64,
+}
+
+const NFLOWS64: Affine64 = Affine64 {
+    scale: &scale64,
+    shift: &|t, _| t,
+};
+
 fn forward64(n: &Net, x: &[f64], c: &[f64]) -> (Vec<f64>, f64) {
+    forward64_with(n, x, c, &NFLOWS64)
+}
+
+fn forward64_with(n: &Net, x: &[f64], c: &[f64], a: &Affine64) -> (Vec<f64>, f64) {
     let p = made64(n, x, c);
     let mut ld = 0.0;
     let y = (0..n.d)
         .map(|i| {
-            let s = scale64(p[i].0);
+            let s = (a.scale)(p[i].0);
             ld += s.ln();
-            s * x[i] + p[i].1
+            s * x[i] + (a.shift)(p[i].1, false)
         })
         .collect();
     (y, ld)
 }
 
 fn inverse64(n: &Net, z: &[f64], c: &[f64]) -> Vec<f64> {
+    inverse64_with(n, z, c, &NFLOWS64)
+}
+
+fn inverse64_with(n: &Net, z: &[f64], c: &[f64], a: &Affine64) -> Vec<f64> {
     let mut x = vec![0.0; n.d];
     for _ in 0..n.d {
         let p = made64(n, &x, c);
         x = (0..n.d)
-            .map(|i| (z[i] - p[i].1) / scale64(p[i].0))
+            .map(|i| (z[i] - (a.shift)(p[i].1, true)) / (a.scale)(p[i].0))
             .collect();
     }
     x
@@ -313,11 +332,27 @@ const NFLOWS: Elementwise = Elementwise::Affine(Affine {
     },
     scale_param: 0,
     shift_param: 1,
+    clamp: None,
+    shift: Shift::NONE,
 });
 
 fn run(
     tier: Tier,
     made: &Made,
+    inverse: bool,
+    rows: usize,
+    x: &[f32],
+    c: &[f32],
+    scratch_rows: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    run_with(tier, made, &NFLOWS, inverse, rows, x, c, scratch_rows)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_with(
+    tier: Tier,
+    made: &Made,
+    t: &Elementwise,
     inverse: bool,
     rows: usize,
     x: &[f32],
@@ -331,7 +366,7 @@ fn run(
     flow::maf(
         tier,
         made,
-        &NFLOWS,
+        t,
         inverse,
         rows,
         x,
@@ -538,4 +573,323 @@ fn inconsistent_programs_are_rejected() {
         None,
         &mut s,
     );
+}
+
+/// `torch.clamp(x, min, max)` in f64.
+fn clamp64(x: f64, lo: f64, hi: f64) -> f64 {
+    x.max(lo).min(hi)
+}
+
+fn sigmoid64(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// FlashSim's affine variants (`MaskedAffineAutoregressiveTransformM` in nbd and FlowSim): the
+/// sigmoid, clamped-softplus and atan scales, the shift offset and the shift clamp (forward only,
+/// or both directions), against the f64 reference, forward with its log-det and the one-sweep
+/// inverse, on every tier; the sweep equals the D-pass inverse bit for bit and the row-by-row path
+/// the batch path.
+#[test]
+fn affine_scale_and_shift_variants_match_f64_on_every_tier() {
+    let aff = |scale: Scale, clamp: Option<(f32, f32)>, shift: Shift| {
+        Elementwise::Affine(Affine {
+            scale,
+            scale_param: 0,
+            shift_param: 1,
+            clamp,
+            shift,
+        })
+    };
+    fn sp(u: f64) -> f64 {
+        (if u > 20.0 {
+            u
+        } else {
+            u.max(0.0) + (-u.abs()).exp().ln_1p()
+        }) + 0.05
+    }
+    // (name, kernel transform, f64 scale, f64 shift, tolerance: forward, log-det, inverse)
+    type Case<'a> = (
+        &'a str,
+        Elementwise,
+        &'a dyn Fn(f64) -> f64,
+        &'a dyn Fn(f64, bool) -> f64,
+        [f64; 3],
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "sigmoid 1000·σ(u+1)+0.05, shift +7.906 clamped ±50 forward only (nbd)",
+            aff(
+                Scale::Sigmoid {
+                    factor: 1000.0,
+                    offset: 1.0,
+                    eps: 0.05,
+                },
+                None,
+                Shift {
+                    offset: 7.906,
+                    clamp: Some((-50.0, 50.0)),
+                    clamp_inverse: false,
+                },
+            ),
+            &|u| 1000.0 * sigmoid64(u + 1.0) + 0.05,
+            &|t, inv| {
+                let v = t + 7.906f32 as f64;
+                if inv {
+                    v
+                } else {
+                    clamp64(v, -50.0, 50.0)
+                }
+            },
+            [1e-5, 2e-5, 2e-5],
+        ),
+        (
+            "softplus+0.05 clamped [0, 1], shift −0.5414 clamped ±0.3 both ways",
+            aff(
+                Scale::Softplus {
+                    threshold: 20.0,
+                    eps: 0.05,
+                },
+                Some((0.0, 1.0)),
+                Shift {
+                    offset: -0.5414,
+                    clamp: Some((-0.3, 0.3)),
+                    clamp_inverse: true,
+                },
+            ),
+            &|u| clamp64(sp(u), 0.0, 1.0),
+            &|t, _| clamp64(t + (-0.5414f32) as f64, (-0.3f32) as f64, 0.3f32 as f64),
+            [1e-5, 2e-5, 2e-5],
+        ),
+        (
+            "softplus+0.05 clamped at most 0.8, shift clamped ±0.2 forward only",
+            aff(
+                Scale::Softplus {
+                    threshold: 20.0,
+                    eps: 0.05,
+                },
+                Some((f32::NEG_INFINITY, 0.8)),
+                Shift {
+                    offset: 0.0,
+                    clamp: Some((-0.2, 0.2)),
+                    clamp_inverse: false,
+                },
+            ),
+            &|u| sp(u).min(0.8f32 as f64),
+            &|t, inv| {
+                if inv {
+                    t
+                } else {
+                    clamp64(t, (-0.2f32) as f64, 0.2f32 as f64)
+                }
+            },
+            [1e-5, 2e-5, 2e-5],
+        ),
+        (
+            "atan 1000·atan(u/1000) clamped [0.001, 50], shift −1 (FlashSim)",
+            aff(
+                Scale::Atan { factor: 1000.0 },
+                Some((0.001, 50.0)),
+                Shift {
+                    offset: -1.0,
+                    clamp: None,
+                    clamp_inverse: false,
+                },
+            ),
+            &|u| clamp64(1000.0 * (u / 1000.0).atan(), 0.001f32 as f64, 50.0),
+            &|t, _| t - 1.0,
+            [1e-5, 2e-5, 1e-4],
+        ),
+        (
+            "atan 0.3·atan(u/0.3) clamped [0.05, 0.4] (every branch of atan)",
+            aff(Scale::Atan { factor: 0.3 }, Some((0.05, 0.4)), Shift::NONE),
+            &|u| {
+                let f = 0.3f32 as f64;
+                clamp64(f * (u / f).atan(), 0.05f32 as f64, 0.4f32 as f64)
+            },
+            &|t, _| t,
+            [1e-5, 2e-5, 1e-4],
+        ),
+    ];
+    let mut rng = Rng::new(11);
+    for (d, c, h, nb, act) in [
+        (5, 3, 11, 1, Activation::Relu),
+        (16, 12, 64, 2, Activation::Relu),
+    ] {
+        let n = net(&mut rng, d, c, h, nb, act);
+        let p = pack(&n);
+        let rows = 37;
+        let x = rng.vec(rows * (d + 2), -2.0, 2.0);
+        let cv = rng.vec(rows * (c + 1), -1.0, 1.0);
+        let f64s = |v: &[f32], r: usize, w: usize, s: usize| -> Vec<f64> {
+            v[r * s..r * s + w].iter().map(|&a| a as f64).collect()
+        };
+        with_made(&n, &p, |made| {
+            for (name, t, s64, sh64, tol) in &cases {
+                let a64 = Affine64 {
+                    scale: *s64,
+                    shift: *sh64,
+                };
+                let mut by_tier = Vec::new();
+                for tier in isa::supported() {
+                    let (y, ld) = run_with(tier, made, t, false, rows, &x, &cv, 32);
+                    let (xi, ldi) = run_with(tier, made, t, true, rows, &x, &cv, 32);
+                    let (mut wf, mut wl, mut wi) = (0.0f64, 0.0f64, 0.0f64);
+                    for r in 0..rows {
+                        let (xr, cr) = (f64s(&x, r, d, d + 2), f64s(&cv, r, c, c + 1));
+                        let (yr, ldr) = forward64_with(&n, &xr, &cr, &a64);
+                        for i in 0..d {
+                            wf = wf.max((y[r * d + i] as f64 - yr[i]).abs() / (1.0 + yr[i].abs()));
+                        }
+                        wl = wl.max((ld[r] as f64 - ldr).abs() / (1.0 + ldr.abs()));
+                        let xr_inv = inverse64_with(&n, &xr, &cr, &a64);
+                        for i in 0..d {
+                            wi = wi.max(
+                                (xi[r * d + i] as f64 - xr_inv[i]).abs() / (1.0 + xr_inv[i].abs()),
+                            );
+                        }
+                        let _ = ldi[r];
+                    }
+                    println!("{tier:<9} D={d:<2} {name}: forward {wf:.1e}, logdet {wl:.1e}, inverse {wi:.1e}");
+                    assert!(
+                        wf <= tol[0] && wl <= tol[1] && wi <= tol[2],
+                        "{tier} D={d} {name}: forward {wf:e}, logdet {wl:e}, inverse {wi:e} (tolerance {tol:?})"
+                    );
+                    let mut naive = vec![f32::NAN; rows * (d + 1)];
+                    let mut scratch = vec![f32::NAN; flow::scratch_len(made, 16)];
+                    flow::maf_naive(
+                        tier,
+                        made,
+                        t,
+                        rows,
+                        &x,
+                        d + 2,
+                        &cv,
+                        c + 1,
+                        &mut naive,
+                        d + 1,
+                        &mut scratch,
+                    );
+                    let naive: Vec<f32> = (0..rows)
+                        .flat_map(|r| naive[r * (d + 1)..r * (d + 1) + d].to_vec())
+                        .collect();
+                    assert_eq!(bits(&naive), bits(&xi), "{tier} {name}: sweep vs D passes");
+                    for inverse in [false, true] {
+                        let full = if inverse { &xi } else { &y };
+                        let (part, _) = run_with(
+                            tier,
+                            made,
+                            t,
+                            inverse,
+                            3,
+                            &x[5 * (d + 2)..],
+                            &cv[5 * (c + 1)..],
+                            1,
+                        );
+                        assert_eq!(
+                            bits(&part),
+                            bits(&full[5 * d..8 * d]),
+                            "{tier} {name}: row by row"
+                        );
+                    }
+                    by_tier.push((tier, y, xi));
+                }
+                let avx = |t: Tier| by_tier.iter().find(|b| b.0 == t);
+                if let (Some(a), Some(b)) = (avx(Tier::Avx512), avx(Tier::Avx2Fma)) {
+                    assert_eq!(
+                        bits(&a.1),
+                        bits(&b.1),
+                        "{name}: AVX2 and AVX-512 forward differ"
+                    );
+                    assert_eq!(
+                        bits(&a.2),
+                        bits(&b.2),
+                        "{name}: AVX2 and AVX-512 inverse differ"
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// The kernels' `atan` polynomial against f64, over a wide grid.
+#[test]
+fn atan_polynomial_is_accurate() {
+    let mut worst = 0.0f64;
+    for i in -200_000..=200_000 {
+        let x = (i as f32) * 1e-4 * (1.0 + (i as f32).abs() * 1e-4);
+        let want = (x as f64).atan();
+        let got = runtime::math::atan(x) as f64;
+        worst = worst.max((got - want).abs() / want.abs().max(1e-30));
+    }
+    for x in [0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e-30] {
+        let (got, want) = (runtime::math::atan(x), (x as f64).atan() as f32);
+        assert!(
+            (got - want).abs() <= 2.0 * f32::EPSILON * want.abs(),
+            "atan({x}) = {got}, want {want}"
+        );
+    }
+    assert!(runtime::math::atan(f32::NAN).is_nan());
+    println!("atan: max relative error {worst:.2e}");
+    assert!(worst < 3e-7, "atan: max relative error {worst:e}");
+}
+
+/// nflows' `LULinear` kernel: forward and the two triangular solves against f64, the inverse of
+/// the forward, strides.
+#[test]
+fn lu_linear_matches_f64_and_inverts() {
+    let mut rng = Rng::new(5);
+    for d in [1usize, 3, 16, 40] {
+        let mut lower = vec![0.0f32; d * d];
+        let mut upper = vec![0.0f32; d * d];
+        for i in 0..d {
+            for j in 0..d {
+                if j < i {
+                    lower[i * d + j] = rng.uniform(-0.5, 0.5);
+                } else if j == i {
+                    lower[i * d + j] = 1.0;
+                    upper[i * d + j] = rng.uniform(0.5, 1.5);
+                } else {
+                    upper[i * d + j] = rng.uniform(-0.5, 0.5) / (d as f32).sqrt();
+                }
+            }
+        }
+        let bias = rng.vec(d, -0.5, 0.5);
+        let rows = 9;
+        let (is, os) = (d + 3, d + 1);
+        let x = rng.vec(rows * is, -2.0, 2.0);
+        let mut y = vec![f32::NAN; rows * os];
+        flow::lu_linear(rows, d, &lower, &upper, &bias, false, &x, is, &mut y, os);
+        let mut back = vec![f32::NAN; rows * is];
+        flow::lu_linear(rows, d, &lower, &upper, &bias, true, &y, os, &mut back, is);
+        let mut inv = vec![f32::NAN; rows * os];
+        flow::lu_linear(rows, d, &lower, &upper, &bias, true, &x, is, &mut inv, os);
+        let (mut wf, mut wi, mut wr) = (0.0f64, 0.0f64, 0.0f64);
+        for r in 0..rows {
+            let xr: Vec<f64> = x[r * is..r * is + d].iter().map(|&v| v as f64).collect();
+            // W = L·U in f64.
+            let w = |i: usize, j: usize| -> f64 {
+                (0..d)
+                    .map(|k| lower[i * d + k] as f64 * upper[k * d + j] as f64)
+                    .sum()
+            };
+            for i in 0..d {
+                let want: f64 = (0..d).map(|j| w(i, j) * xr[j]).sum::<f64>() + bias[i] as f64;
+                wf = wf.max((y[r * os + i] as f64 - want).abs() / (1.0 + want.abs()));
+                wr = wr.max((back[r * is + i] as f64 - xr[i]).abs() / (1.0 + xr[i].abs()));
+            }
+            // The inverse of x: W·v = x − bias, checked through the residual.
+            let v: Vec<f64> = inv[r * os..r * os + d].iter().map(|&a| a as f64).collect();
+            for i in 0..d {
+                let got: f64 = (0..d).map(|j| w(i, j) * v[j]).sum::<f64>() + bias[i] as f64;
+                wi = wi.max((got - xr[i]).abs() / (1.0 + xr[i].abs()));
+            }
+        }
+        println!(
+            "LU-linear D={d}: forward {wf:.1e}, inverse residual {wi:.1e}, round trip {wr:.1e}"
+        );
+        assert!(
+            wf < 2e-6 && wi < 2e-6 && wr < 2e-5,
+            "D={d}: {wf:e} {wi:e} {wr:e}"
+        );
+    }
 }

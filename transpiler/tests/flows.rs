@@ -258,7 +258,7 @@ fn every_problem_of_a_flow_is_reported_at_once() {
         ts[0]["made"]["blocks"][0]["linear"][1]["degrees"] = json!("m0/b0/l1/degrees");
         ts.as_array_mut()
             .unwrap()
-            .push(json!({"kind": "lu_linear"}));
+            .push(json!({"kind": "svd_linear"}));
         let i = w.iter().position(|r| r.name == "perm").unwrap();
         w[i] = ints("perm", &[0, 0, 1]);
     });
@@ -266,7 +266,7 @@ fn every_problem_of_a_flow_is_reported_at_once() {
     assert_has(
         &e,
         &[
-            "transforms[4]: unknown transform kind \"lu_linear\"",
+            "transforms[4]: unknown transform kind \"svd_linear\"",
             "supported kinds: \"permutation\", \"batchnorm\", \"affine_autoregressive\"",
             "transforms[3]: field \"params\" must be [\"scale\", \"shift\"] or [\"shift\", \"scale\"]",
         ],
@@ -361,5 +361,221 @@ fn flows_have_no_ptx() {
     assert_eq!(
         transpiler::codegen::ptx::unsupported_nodes(&m),
         [("x", "flow")]
+    );
+}
+
+/// `L` (unit lower-triangular) and `U` (upper-triangular, positive diagonal) of an LU-linear
+/// transform, row-major `[D, D]`.
+fn lu_factors() -> (Vec<f32>, Vec<f32>) {
+    let r = rand_vec(2 * D * D, 60, 0.5);
+    let (mut l, mut u) = (vec![0.0f32; D * D], vec![0.0f32; D * D]);
+    for i in 0..D {
+        for j in 0..D {
+            if j < i {
+                l[i * D + j] = r[i * D + j];
+            } else if j == i {
+                l[i * D + j] = 1.0;
+                u[i * D + j] = 0.8 + 0.3 * i as f32;
+            } else {
+                u[i * D + j] = r[D * D + i * D + j];
+            }
+        }
+    }
+    (l, u)
+}
+
+/// The demo flow with an LU-linear transform appended and FlashSim's affine variants: a sigmoid
+/// scale with a shift offset and a two-way shift clamp, an atan scale, a clamped softplus.
+fn lu_and_variants(s: &mut Value, w: &mut Vec<Raw>) {
+    let (l, u) = lu_factors();
+    w.push(t("lu/lower", &[D, D], &l));
+    w.push(t("lu/upper", &[D, D], &u));
+    w.push(rand("lu/bias", &[D], 61, 0.3));
+    let ts = transforms(s);
+    ts[0]["scale"] = json!({"kind": "sigmoid", "factor": 3.0, "offset": 1.0, "eps": 0.05});
+    ts[0]["shift_offset"] = json!(0.25);
+    ts[0]["shift_clamp"] = json!({"min": -0.4, "max": 0.4, "inverse": true});
+    ts[3]["scale"] = json!({"kind": "atan", "factor": 0.5, "min": 0.2, "max": 0.9});
+    ts[3]["shift_offset"] = json!(-1.0);
+    let mut sp = ts[0].clone();
+    sp["scale"] =
+        json!({"kind": "softplus", "threshold": 20.0, "eps": 0.05, "min": 0.0, "max": 1.0});
+    sp.as_object_mut().unwrap().remove("shift_clamp");
+    let ts = ts.as_array_mut().unwrap();
+    ts.insert(
+        1,
+        json!({"kind": "lu_linear", "lower": "lu/lower", "upper": "lu/upper", "bias": "lu/bias"}),
+    );
+    ts.push(sp);
+}
+
+/// The LU-linear transform and the affine variants in the f64 reference: log p from the sampling
+/// map by the change of variables, as above; both models compile to valid Rust calling the
+/// runtime's kernels.
+#[test]
+fn lu_linear_and_affine_variants_in_reference_and_codegen() {
+    let d = tempfile::tempdir().unwrap();
+    let sample = transpiler::load(flow(d.path(), "vs", "sample", lu_and_variants)).unwrap();
+    let density = transpiler::load(flow(d.path(), "vl", "log_prob", lu_and_variants)).unwrap();
+    let eval = transpiler::reference::eval_row;
+    for (k, (z, c)) in [
+        ([0.3, -1.2, 0.7], [0.5, -0.2]),
+        ([-1.5, 0.1, 2.0], [-1.0, 1.3]),
+        ([0.9, 0.4, -0.3], [0.2, 0.0]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = eval(sample.model(), &c, &z).unwrap();
+        let h = 1e-6;
+        let mut jac = [[0.0f64; D]; D];
+        for j in 0..D {
+            let (mut zp, mut zm) = (z, z);
+            zp[j] += h;
+            zm[j] -= h;
+            let (xp, xm) = (
+                eval(sample.model(), &c, &zp).unwrap(),
+                eval(sample.model(), &c, &zm).unwrap(),
+            );
+            for i in 0..D {
+                jac[i][j] = (xp[i] - xm[i]) / (2.0 * h);
+            }
+        }
+        let det = jac[0][0] * (jac[1][1] * jac[2][2] - jac[1][2] * jac[2][1])
+            - jac[0][1] * (jac[1][0] * jac[2][2] - jac[1][2] * jac[2][0])
+            + jac[0][2] * (jac[1][0] * jac[2][1] - jac[1][1] * jac[2][0]);
+        let log_n: f64 =
+            z.iter().map(|v| -0.5 * v * v).sum::<f64>() - 1.5 * std::f64::consts::TAU.ln();
+        let want = log_n - det.abs().ln();
+        let input: Vec<f64> = x.iter().copied().chain(c).collect();
+        let got = eval(density.model(), &input, &[]).unwrap()[0];
+        assert!(
+            (got - want).abs() < 1e-5,
+            "point {k}: log_prob {got} vs change of variables {want}"
+        );
+    }
+    for m in [&sample, &density] {
+        let code = transpiler::generate(m, &quote::quote!(::runtime)).0;
+        syn::parse_file(&code).unwrap();
+        for needle in [
+            "lu_linear",
+            "Scale::Sigmoid",
+            "Scale::Atan",
+            "clamp_inverse: true",
+        ] {
+            assert!(code.contains(needle), "generated code lacks {needle:?}");
+        }
+    }
+}
+
+/// Every problem of an LU-linear transform is named by node, path and tensor.
+#[test]
+fn bad_lu_factors_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let with = |name: &str, l: Vec<f32>, u: Vec<f32>| {
+        flow(d.path(), name, "sample", move |s, w| {
+            lu_and_variants(s, w);
+            let n = w.len();
+            w[n - 3] = t("lu/lower", &[D, D], &l);
+            w[n - 2] = t("lu/upper", &[D, D], &u);
+        })
+    };
+    let (l, u) = lu_factors();
+    let mut u0 = u.clone();
+    u0[D + 1] = 0.0;
+    assert_has(
+        &load_err(&with("zero", l.clone(), u0)),
+        &[
+            "node \"x\" (op flow)",
+            "tensor \"lu/upper\": transforms[1].upper: non-invertible LU: diagonal entry 1 = 0",
+            "hint: nflows' diagonal is softplus(unconstrained_upper_diag) + eps",
+        ],
+    );
+    let mut un = u.clone();
+    un[0] = -0.5;
+    un[2 * D + 2] = f32::NAN;
+    assert_has(
+        &load_err(&with("neg", l.clone(), un)),
+        &[
+            "non-invertible LU: diagonal entry 0 = -0.5 (2 diagonal entries are not finite and > 0)",
+            "value NaN at index [2, 2]",
+        ],
+    );
+    let mut lb = l.clone();
+    lb[1] = 0.3;
+    lb[2 * D + 2] = 2.0;
+    let mut ub = u.clone();
+    ub[D] = 0.1;
+    assert_has(
+        &load_err(&with("tri", lb, ub)),
+        &[
+            "tensor \"lu/lower\": transforms[1].lower: [0, 1] = 0.3: L is not unit lower-triangular: an entry above the diagonal is not 0 (2 such entries)",
+            "tensor \"lu/upper\": transforms[1].upper: [1, 0] = 0.1: U is not upper-triangular",
+            "2 problem(s) found",
+        ],
+    );
+    let mut ld = l.clone();
+    ld[0] = 0.5;
+    assert_has(
+        &load_err(&with("diag", ld, u.clone())),
+        &["[0, 0] = 0.5: L is not unit lower-triangular: a diagonal entry is not 1"],
+    );
+    let p = flow(d.path(), "shape", "sample", |s, w| {
+        lu_and_variants(s, w);
+        let n = w.len();
+        w[n - 2] = rand("lu/upper", &[D, D + 1], 3, 0.5);
+        w[n - 1] = rand("lu/bias", &[D + 1], 4, 0.5);
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "tensor \"lu/upper\": transforms[1].upper: has shape [3, 4], expected [3, 3]",
+            "tensor \"lu/bias\": transforms[1].bias: has shape [4], expected [3]",
+        ],
+    );
+    let p = flow(d.path(), "missing", "sample", |s, w| {
+        lu_and_variants(s, w);
+        transforms(s)[1].as_object_mut().unwrap().remove("upper");
+    });
+    assert_has(
+        &load_err(&p),
+        &["transforms[1]: missing field \"upper\" (tensor [D, D], the upper-triangular U"],
+    );
+}
+
+/// Scale and shift constants that could make the scale non-positive are refused.
+#[test]
+fn bad_affine_variant_constants_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let p = flow(d.path(), "consts", "sample", |s, w| {
+        lu_and_variants(s, w);
+        let ts = transforms(s);
+        ts[0]["scale"]["eps"] = json!(0.0);
+        ts[4]["scale"]["min"] = json!(0.0);
+        ts[5]["scale"]["max"] = json!(-1.0);
+        ts[0]["shift_clamp"]["min"] = json!(1.0);
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "transforms[0].scale: factor = 3, offset = 1, eps = 0 are invalid",
+            "transforms[4].scale: factor = 0.5, min = 0, max = Some(0.9) are invalid",
+            "transforms[5].scale: threshold = 20, eps = 0.05, min = Some(0.0), max = Some(-1.0) are invalid",
+            "transforms[0].shift_clamp: min = 1, max = 0.4 are invalid",
+        ],
+    );
+    let p = flow(d.path(), "kinds", "sample", |s, w| {
+        lu_and_variants(s, w);
+        let ts = transforms(s);
+        ts[0]["scale"] = json!({"kind": "tanh"});
+        ts[4]["shift_clamp"] = json!({"min": -1, "max": 1, "inverse": "yes"});
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "transforms[0].scale: unknown scale kind \"tanh\"",
+            "\"sigmoid\" (s = factor·σ(u + offset) + eps)",
+            "transforms[4].shift_clamp: field \"inverse\" must be true or false",
+        ],
     );
 }

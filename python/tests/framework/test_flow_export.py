@@ -78,22 +78,121 @@ def test_zuko_sample_and_log_prob(tmp_path):
     assert_close(eval_exported(str(tmp_path / "g_log_prob"), np.concatenate([x, c], axis=1)), want_lp, atol=5e-5, rtol=1e-5, what="log_prob")
 
 
+@pytest.mark.parametrize("bound", [1.0, 3.0])
+def test_nflows_rqs_maf(tmp_path, bound):
+    """Rational-quadratic spline MAF with linear tails; the data reach beyond the tail bound."""
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.autoregressive import MaskedPiecewiseRationalQuadraticAutoregressiveTransform
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.permutations import ReversePermutation
+
+    torch.manual_seed(5)
+    ts = [MaskedPiecewiseRationalQuadraticAutoregressiveTransform(D, 12, context_features=C, num_bins=5, tails="linear",
+                                                                  tail_bound=bound, num_blocks=1, use_batch_norm=True),
+          ReversePermutation(D),
+          MaskedPiecewiseRationalQuadraticAutoregressiveTransform(D, 10, context_features=C, num_bins=3, tails="linear",
+                                                                  tail_bound=bound, min_bin_width=0.01, min_derivative=0.05)]
+    flow = Flow(CompositeTransform(ts), StandardNormal([D]))
+    flow.train()
+    c, x, z = data()
+    flow.log_prob(torch.tensor(x), torch.tensor(c))
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    flow.eval()
+    spec = fxn.export(str(tmp_path / "f"), "f", flow, columns=[f"x{i}" for i in range(D)], context_columns=[f"c{i}" for i in range(C)])[0]
+    sp = [t["spline"] for t in spec["graph"][0]["transforms"] if t["kind"] == "rqs_autoregressive"]
+    assert [s["bins"] for s in sp] == [5, 3] and sp[1]["min_bin_width"] == 0.01 and sp[0]["divisor"] == 1.0
+    flow64 = flow.double()
+    with torch.no_grad():
+        want_x = flow64._transform.inverse(torch.tensor(z, dtype=torch.float64), torch.tensor(c, dtype=torch.float64))[0].numpy()
+        want_lp = flow64.log_prob(torch.tensor(x, dtype=torch.float64), torch.tensor(c, dtype=torch.float64)).numpy()[:, None]
+    assert_close(eval_exported(str(tmp_path / "f"), c, z), want_x, atol=1e-6, rtol=1e-6, what="samples")
+    assert_close(eval_exported(str(tmp_path / "f_log_prob"), np.concatenate([x, c], axis=1)), want_lp, atol=1e-6, rtol=1e-6,
+                 what="log_prob")
+
+
+def test_zuko_nsf(tmp_path):
+    torch.manual_seed(6)
+    flow = zuko.flows.NSF(D, C, bins=6, transforms=2, hidden_features=(16, 12))
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    c, x, z = data()
+    spec = fxz.export(str(tmp_path / "g"), "g", flow, columns=[f"x{i}" for i in range(D)],
+                      context_columns=[f"c{i}" for i in range(C)])[0]
+    assert {t["kind"] for t in spec["graph"][0]["transforms"]} == {"rqs_autoregressive"}
+    flow64 = flow.double()
+    c64, x64, z64 = (torch.tensor(a, dtype=torch.float64) for a in (c, x, 3 * z))  # 3z: some values beyond the bound 5
+    with torch.no_grad():
+        want_x = flow64(c64).transform.inv(z64).numpy()
+        want_lp = flow64(c64).log_prob(x64).numpy()[:, None]
+    assert_close(eval_exported(str(tmp_path / "g"), c, 3 * z), want_x, atol=1e-6, rtol=1e-6, what="samples")
+    assert_close(eval_exported(str(tmp_path / "g_log_prob"), np.concatenate([x, c], axis=1)), want_lp, atol=1e-6, rtol=1e-6,
+                 what="log_prob")
+
+
+@pytest.mark.parametrize("using_cache", [False, True])
+def test_nflows_lu_linear(tmp_path, using_cache):
+    """nbd's pattern: CompositeTransform([RandomPermutation, LULinear]) between affine MAF steps."""
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.lu import LULinear
+    from nflows.transforms.permutations import RandomPermutation
+
+    torch.manual_seed(3)
+    ts = [CompositeTransform([RandomPermutation(D), LULinear(D, using_cache=using_cache, identity_init=False)]),
+          MaskedAffineAutoregressiveTransform(D, 12, context_features=C, num_blocks=1),
+          CompositeTransform([RandomPermutation(D), LULinear(D, using_cache=using_cache, identity_init=False)])]
+    flow = Flow(CompositeTransform(ts), StandardNormal([D]))
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    flow.eval()
+    c, x, z = data()
+    spec = fxn.export(str(tmp_path / "f"), "f", flow, columns=[f"x{i}" for i in range(D)], context_columns=[f"c{i}" for i in range(C)])[0]
+    kinds = [t["kind"] for t in spec["graph"][0]["transforms"]]
+    assert kinds == ["permutation", "lu_linear", "affine_autoregressive", "permutation", "lu_linear"]
+    T = st.load(str(tmp_path / "f.safetensors"))
+    lower, upper = ts[0]._transforms[1]._create_lower_upper()
+    lu = spec["graph"][0]["transforms"][1]
+    np.testing.assert_array_equal(T[lu["lower"]], lower.detach().numpy())
+    np.testing.assert_array_equal(T[lu["upper"]], upper.detach().numpy())
+    with torch.no_grad():
+        want_x = flow._transform.inverse(torch.tensor(z), torch.tensor(c))[0].numpy()
+        want_lp = flow.log_prob(torch.tensor(x), torch.tensor(c)).numpy()[:, None]
+    assert_close(eval_exported(str(tmp_path / "f"), c, z), want_x, atol=2e-5, rtol=2e-5, what="samples")
+    assert_close(eval_exported(str(tmp_path / "f_log_prob"), np.concatenate([x, c], axis=1)), want_lp, atol=5e-5, rtol=1e-5, what="log_prob")
+
+
 def test_unsupported_modules_are_named(tmp_path):
     from nflows.distributions.normal import StandardNormal
     from nflows.flows.base import Flow
     from nflows.transforms.base import CompositeTransform
-    from nflows.transforms.lu import LULinear
+    from nflows.transforms.nonlinearities import Tanh
     from nflows.transforms.permutations import ReversePermutation
 
-    flow = Flow(CompositeTransform([ReversePermutation(D), LULinear(D)]), StandardNormal([D])).eval()
-    with pytest.raises(ExportError, match=r"transforms\[1\] \(LULinear\).*not supported"):
+    flow = Flow(CompositeTransform([ReversePermutation(D), Tanh()]), StandardNormal([D])).eval()
+    with pytest.raises(ExportError, match=r"transforms\[1\] \(Tanh\).*not supported"):
         fxn.export(str(tmp_path / "h"), "h", flow, columns=[f"x{i}" for i in range(D)], context_columns=["c"])
     flow.train()
     with pytest.raises(ExportError, match="training mode"):
         fxn.export(str(tmp_path / "h"), "h", flow, columns=[f"x{i}" for i in range(D)], context_columns=["c"])
-    nsf = zuko.flows.NSF(D, C, transforms=1)
-    with pytest.raises(ExportError, match="MonotonicAffineTransform"):
-        fxz.export(str(tmp_path / "k"), "k", nsf, columns=[f"x{i}" for i in range(D)], context_columns=[f"c{i}" for i in range(C)])
+    coupling = zuko.flows.NSF(D, C, transforms=1, passes=2)
+    with pytest.raises(ExportError, match="fully autoregressive"):
+        fxz.export(str(tmp_path / "k"), "k", coupling, columns=[f"x{i}" for i in range(D)], context_columns=[f"c{i}" for i in range(C)])
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.autoregressive import MaskedPiecewiseRationalQuadraticAutoregressiveTransform
+    from nflows.transforms.base import CompositeTransform
+
+    no_tails = Flow(CompositeTransform([MaskedPiecewiseRationalQuadraticAutoregressiveTransform(D, 8, context_features=C, num_bins=4)]),
+                    StandardNormal([D])).eval()
+    with pytest.raises(ExportError, match="tails=None is not supported"):
+        fxn.export(str(tmp_path / "s"), "s", no_tails, columns=[f"x{i}" for i in range(D)], context_columns=[f"c{i}" for i in range(C)])
 
 
 def test_validator_flags_flow_problems(tmp_path):

@@ -55,6 +55,18 @@ pub enum FlowTransform {
         /// Position of the unconstrained scale among a feature's two parameters (nflows 0,
         /// zuko 1); the shift is the other one.
         scale_param: usize,
+        /// What is done to the shift parameter (FlashSim: an offset and a clamp).
+        shift: AffineShift,
+    },
+    /// nflows' `LULinear`: `y = L·U·x + bias`, `log|det| = Σ ln U_ii`; inverted by two triangular
+    /// solves, `x = U⁻¹·L⁻¹·(y − bias)`.
+    LuLinear {
+        /// `[D, D]`: unit lower-triangular (ones on the diagonal, zeros above).
+        lower: Tensor,
+        /// `[D, D]`: upper-triangular (zeros below the diagonal) with a positive diagonal.
+        upper: Tensor,
+        /// `[D]`.
+        bias: Tensor,
     },
     /// A masked rational-quadratic spline autoregressive transform (nflows
     /// `MaskedPiecewiseRationalQuadraticAutoregressiveTransform`, zuko `NSF`): feature `i` goes
@@ -70,6 +82,7 @@ impl FlowTransform {
             FlowTransform::BatchNorm { .. } => "batchnorm",
             FlowTransform::AffineAutoregressive { .. } => "affine_autoregressive",
             FlowTransform::SplineAutoregressive { .. } => "rqs_autoregressive",
+            FlowTransform::LuLinear { .. } => "lu_linear",
         }
     }
 
@@ -79,6 +92,7 @@ impl FlowTransform {
         "batchnorm",
         "affine_autoregressive",
         "rqs_autoregressive",
+        "lu_linear",
     ];
 
     /// Every tensor the transform holds.
@@ -94,6 +108,7 @@ impl FlowTransform {
             } => vec![weight, bias, mean, var],
             FlowTransform::AffineAutoregressive { made, .. }
             | FlowTransform::SplineAutoregressive { made, .. } => made.tensors(),
+            FlowTransform::LuLinear { lower, upper, bias } => vec![lower, upper, bias],
         }
     }
 }
@@ -106,6 +121,42 @@ pub enum AffineScale {
     Softplus { threshold: f64, eps: f64 },
     /// `s = exp(u / (1 + |u| / bound))` (zuko: bound = −ln(slope) = −ln 1e-3).
     SoftClipExp { bound: f64 },
+    /// `s = clamp(softplus(u) + eps, min, max)` (FlashSim's `softplus` affine type; either bound
+    /// may be absent).
+    SoftplusClamped {
+        threshold: f64,
+        eps: f64,
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    /// `s = factor·σ(u + offset) + eps` (FlashSim's `sigmoid` affine type: 1000·σ(u + 1) + 0.05).
+    Sigmoid { factor: f64, offset: f64, eps: f64 },
+    /// `s = clamp(factor·atan(u / factor), min, max)` (FlashSim's `atan` affine type: factor
+    /// 1000, clamp [0.001, 50]); `max` may be absent.
+    Atan {
+        factor: f64,
+        min: f64,
+        max: Option<f64>,
+    },
+}
+
+/// What an affine transform does to its shift parameter `t`: `shift = t + offset`, then, when
+/// `clamp` is given, `shift = clamp(shift, min, max)` in the forward direction and, if
+/// `clamp.inverse`, also when inverting (FlashSim's `nbd` clamps in the forward direction only,
+/// FlowSim in both).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AffineShift {
+    pub offset: f64,
+    pub clamp: Option<ShiftClamp>,
+}
+
+/// The clamp of an affine shift.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShiftClamp {
+    pub min: f64,
+    pub max: f64,
+    /// Whether the clamp also applies when inverting (sampling).
+    pub inverse: bool,
 }
 
 /// A monotonic rational-quadratic spline on `[−bound, bound]` with `bins` bins; its `3·bins − 1`

@@ -3,8 +3,8 @@
 
 use super::{apply, at, f};
 use crate::ir::flow::{
-    AffineScale, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind, MaskedLinear,
-    Norm, Spline, SplineStyle,
+    AffineScale, AffineShift, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind,
+    MaskedLinear, Norm, Spline, SplineStyle,
 };
 
 type R<T> = Result<T, String>;
@@ -102,17 +102,48 @@ pub(super) fn made(m: &Made, x: &[f64], c: Option<&[f64]>) -> R<Vec<f64>> {
     masked(&m.final_layer, &h)
 }
 
+fn softplus(threshold: f64, u: f64) -> f64 {
+    if u > threshold {
+        u
+    } else {
+        u.max(0.0) + (-u.abs()).exp().ln_1p()
+    }
+}
+
+/// `torch.clamp(x, min, max)`: `min(max(x, min), max)`, either bound optional.
+fn clamp(x: f64, min: Option<f64>, max: Option<f64>) -> f64 {
+    let x = min.map_or(x, |m| x.max(m));
+    max.map_or(x, |m| x.min(m))
+}
+
 fn scale(s: AffineScale, u: f64) -> f64 {
     match s {
-        AffineScale::Softplus { threshold, eps } => {
-            let sp = if u > threshold {
-                u
-            } else {
-                u.max(0.0) + (-u.abs()).exp().ln_1p()
-            };
-            sp + eps
-        }
+        AffineScale::Softplus { threshold, eps } => softplus(threshold, u) + eps,
         AffineScale::SoftClipExp { bound } => (u / (1.0 + u.abs() / bound)).exp(),
+        AffineScale::SoftplusClamped {
+            threshold,
+            eps,
+            min,
+            max,
+        } => clamp(softplus(threshold, u) + eps, min, max),
+        AffineScale::Sigmoid {
+            factor,
+            offset,
+            eps,
+        } => factor / (1.0 + (-(u + offset)).exp()) + eps,
+        AffineScale::Atan { factor, min, max } => {
+            clamp(factor * (u / factor).atan(), Some(min), max)
+        }
+    }
+}
+
+/// The shift of a feature from its parameter `t`, in the forward (`inverse == false`) or
+/// inverse direction.
+fn shift_of(sh: AffineShift, t: f64, inverse: bool) -> f64 {
+    let v = t + sh.offset;
+    match sh.clamp {
+        Some(c) if !inverse || c.inverse => clamp(v, Some(c.min), Some(c.max)),
+        _ => v,
     }
 }
 
@@ -121,6 +152,8 @@ fn affine_params(
     m: &Made,
     s: AffineScale,
     scale_param: usize,
+    sh: AffineShift,
+    inverse: bool,
     x: &[f64],
     c: Option<&[f64]>,
 ) -> R<Vec<(f64, f64)>> {
@@ -129,7 +162,7 @@ fn affine_params(
         .map(|i| {
             Ok((
                 scale(s, at(&p, 2 * i + scale_param)?),
-                at(&p, 2 * i + 1 - scale_param)?,
+                shift_of(sh, at(&p, 2 * i + 1 - scale_param)?, inverse),
             ))
         })
         .collect()
@@ -280,6 +313,56 @@ fn spline_params(m: &Made, s: &Spline, x: &[f64], c: Option<&[f64]>) -> R<Vec<Ve
     Ok(p.chunks(n).map(<[f64]>::to_vec).collect())
 }
 
+/// `[D, D]` row-major as f64, after a shape check.
+fn square(t: &crate::ir::Tensor, d: usize) -> R<Vec<f64>> {
+    if t.shape != [d, d] {
+        return Err(format!(
+            "flow: tensor \"{}\" has shape {:?}, expected [{d}, {d}]",
+            t.name, t.shape
+        ));
+    }
+    Ok(f(t))
+}
+
+/// nflows' `LULinear` forward: `t = U·x`, `y = L·t + bias` (in f64).
+fn lu_forward(
+    lower: &crate::ir::Tensor,
+    upper: &crate::ir::Tensor,
+    bias: &crate::ir::Tensor,
+    x: &[f64],
+) -> R<(Vec<f64>, f64)> {
+    let d = x.len();
+    let (l, u, b) = (square(lower, d)?, square(upper, d)?, f(bias));
+    let t: Vec<f64> = (0..d)
+        .map(|i| (i..d).map(|j| u[i * d + j] * x[j]).sum())
+        .collect();
+    let y = (0..d)
+        .map(|i| Ok((0..i).map(|j| l[i * d + j] * t[j]).sum::<f64>() + t[i] + at(&b, i)?))
+        .collect::<R<_>>()?;
+    Ok((y, (0..d).map(|i| u[i * d + i].ln()).sum()))
+}
+
+/// nflows' `LULinear` inverse: forward substitution with the unit L, then back substitution
+/// with U.
+fn lu_inverse(
+    lower: &crate::ir::Tensor,
+    upper: &crate::ir::Tensor,
+    bias: &crate::ir::Tensor,
+    y: &[f64],
+) -> R<Vec<f64>> {
+    let d = y.len();
+    let (l, u, b) = (square(lower, d)?, square(upper, d)?, f(bias));
+    let mut w = vec![0.0; d];
+    for i in 0..d {
+        w[i] = y[i] - at(&b, i)? - (0..i).map(|j| l[i * d + j] * w[j]).sum::<f64>();
+    }
+    let mut x = vec![0.0; d];
+    for i in (0..d).rev() {
+        x[i] = (w[i] - (i + 1..d).map(|j| u[i * d + j] * x[j]).sum::<f64>()) / u[i * d + i];
+    }
+    Ok(x)
+}
+
 /// One transform forward (data → noise): `(y, log|det|)`.
 fn forward(t: &FlowTransform, x: &[f64], c: Option<&[f64]>) -> R<(Vec<f64>, f64)> {
     Ok(match t {
@@ -309,12 +392,14 @@ fn forward(t: &FlowTransform, x: &[f64], c: Option<&[f64]>) -> R<(Vec<f64>, f64)
                 .collect::<R<_>>()?;
             (y, ld)
         }
+        FlowTransform::LuLinear { lower, upper, bias } => lu_forward(lower, upper, bias, x)?,
         FlowTransform::AffineAutoregressive {
             made: m,
             scale: s,
             scale_param,
+            shift,
         } => {
-            let p = affine_params(m, *s, *scale_param, x, c)?;
+            let p = affine_params(m, *s, *scale_param, *shift, false, x, c)?;
             (
                 x.iter().zip(&p).map(|(x, (s, sh))| s * x + sh).collect(),
                 p.iter().map(|(s, _)| s.ln()).sum(),
@@ -357,14 +442,16 @@ fn inverse(t: &FlowTransform, y: &[f64], c: Option<&[f64]>) -> R<Vec<f64>> {
                 })
                 .collect::<R<_>>()?
         }
+        FlowTransform::LuLinear { lower, upper, bias } => lu_inverse(lower, upper, bias, y)?,
         FlowTransform::AffineAutoregressive {
             made: m,
             scale: s,
             scale_param,
+            shift,
         } => {
             let mut x = vec![0.0; y.len()];
             for _ in 0..y.len() {
-                let p = affine_params(m, *s, *scale_param, &x, c)?;
+                let p = affine_params(m, *s, *scale_param, *shift, true, &x, c)?;
                 x = y.iter().zip(&p).map(|(y, (s, sh))| (y - sh) / s).collect();
             }
             x

@@ -6,7 +6,7 @@ use quote::{format_ident, quote};
 
 use super::{act_tokens, f32_tokens, usize_lit};
 use crate::passes::plan::flow::{
-    ElementwisePlan, FlowStep, MadeOpPlan, MadePlan, ScalePlan, SplineStylePlan, SLACK,
+    ElementwisePlan, FlowStep, MadeOpPlan, MadePlan, ScalePlan, ShiftPlan, SplineStylePlan, SLACK,
 };
 use crate::passes::plan::Buf;
 
@@ -88,6 +88,26 @@ fn made_tokens(rt: &TokenStream, m: &MadePlan, w: &dyn Fn(usize) -> TokenStream)
     }
 }
 
+/// `Some((a, b))` / `None` of two f32 constants.
+fn pair_tokens(p: Option<(f32, f32)>) -> TokenStream {
+    match p {
+        Some((a, b)) => {
+            let (a, b) = (f32_tokens(a), f32_tokens(b));
+            quote!(Some((#a, #b)))
+        }
+        None => quote!(None),
+    }
+}
+
+/// A `runtime::flow::Shift` (the constant `Shift::NONE` when the shift is used as it is).
+fn shift_tokens(fl: &TokenStream, s: &ShiftPlan) -> TokenStream {
+    if s.offset == 0.0 && s.clamp.is_none() {
+        return quote!(#fl::Shift::NONE);
+    }
+    let (o, c, ci) = (f32_tokens(s.offset), pair_tokens(s.clamp), s.clamp_inverse);
+    quote!(#fl::Shift { offset: #o, clamp: #c, clamp_inverse: #ci })
+}
+
 /// Emits step `i` (a flow step): setup items into `setup`, constants into `consts`, the call into
 /// `body`.
 #[allow(clippy::too_many_arguments)]
@@ -142,9 +162,14 @@ pub fn step(
             let id = format_ident!("made{}", i);
             let m = made_tokens(rt, made, w);
             setup.push(quote!(let #id = #m;));
-            let (t, value) = match *elementwise {
-                ElementwisePlan::Affine { scale, scale_param } => {
-                    let scale = match scale {
+            let (t, value) = match elementwise {
+                ElementwisePlan::Affine {
+                    scale,
+                    scale_param,
+                    clamp,
+                    shift,
+                } => {
+                    let scale = match *scale {
                         ScalePlan::Softplus { threshold, eps } => {
                             let (th, e) = (f32_tokens(threshold), f32_tokens(eps));
                             quote!(#fl::Scale::Softplus { threshold: #th, eps: #e })
@@ -153,11 +178,25 @@ pub fn step(
                             let b = f32_tokens(bound);
                             quote!(#fl::Scale::SoftClipExp { bound: #b })
                         }
+                        ScalePlan::Sigmoid {
+                            factor,
+                            offset,
+                            eps,
+                        } => {
+                            let (f, o, e) = (f32_tokens(factor), f32_tokens(offset), f32_tokens(eps));
+                            quote!(#fl::Scale::Sigmoid { factor: #f, offset: #o, eps: #e })
+                        }
+                        ScalePlan::Atan { factor } => {
+                            let f = f32_tokens(factor);
+                            quote!(#fl::Scale::Atan { factor: #f })
+                        }
                     };
-                    let (sp, hp) = (usize_lit(scale_param), usize_lit(1 - scale_param));
+                    let (sp, hp) = (usize_lit(*scale_param), usize_lit(1 - *scale_param));
+                    let clamp = pair_tokens(*clamp);
+                    let shift = shift_tokens(&fl, shift);
                     (
                         format_ident!("AFFINE{}", i),
-                        quote!(#fl::Elementwise::Affine(#fl::Affine { scale: #scale, scale_param: #sp, shift_param: #hp })),
+                        quote!(#fl::Elementwise::Affine(#fl::Affine { scale: #scale, scale_param: #sp, shift_param: #hp, clamp: #clamp, shift: #shift })),
                     )
                 }
                 ElementwisePlan::Spline(sp) => {
@@ -211,6 +250,19 @@ pub fn step(
                 None => quote!(None),
             };
             body.push(quote!(#fl::maf(tier, &#id, &#t, #inverse, n, &#xb[..], #xs, #cb, #cs, &mut #yb[..], #ys, #ld, &mut *flow_scratch);));
+        }
+        FlowStep::LuLinear {
+            src,
+            dst,
+            width,
+            lower,
+            upper,
+            bias,
+            inverse,
+        } => {
+            let ((s, ss), (d, ds)) = (buf(src), buf(dst));
+            let (wd, l, u, b) = (usize_lit(*width), w(*lower), w(*upper), w(*bias));
+            body.push(quote!(#fl::lu_linear(n, #wd, #l, #u, #b, #inverse, &#s[..], #ss, &mut #d[..], #ds);));
         }
         FlowStep::NormalLogProb {
             z,

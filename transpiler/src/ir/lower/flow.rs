@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 
 use super::{quoted, Fields};
 use crate::ir::flow::{
-    AffineScale, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind, MaskedLinear,
-    Norm, Spline, SplineStyle,
+    AffineScale, AffineShift, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind,
+    MaskedLinear, Norm, ShiftClamp, Spline, SplineStyle,
 };
 use crate::ir::{Activation, Op, Tensor};
 
@@ -132,6 +132,14 @@ impl Fields<'_> {
                 );
                 None
             }
+        }
+    }
+
+    /// An optional number: `Some(None)` when absent.
+    fn o_opt_number(&mut self, o: &mut Obj, key: &'static str, what: &str) -> Option<Option<f64>> {
+        match Self::field(o, key) {
+            None => Some(None),
+            Some(_) => self.o_number(o, key, what).map(Some),
         }
     }
 
@@ -277,10 +285,32 @@ impl Fields<'_> {
                         }
                     }
                 });
+                let shift = self.shift(&mut o, path);
                 Some(FlowTransform::AffineAutoregressive {
                     made: Box::new(made?),
                     scale: scale?,
                     scale_param: params?,
+                    shift: shift?,
+                })
+            }
+            "lu_linear" => {
+                let lower = self.o_tensor(
+                    &mut o,
+                    "lower",
+                    "tensor [D, D], the unit lower-triangular L (ones on the diagonal)",
+                    false,
+                );
+                let upper = self.o_tensor(
+                    &mut o,
+                    "upper",
+                    "tensor [D, D], the upper-triangular U with its positive diagonal",
+                    false,
+                );
+                let bias = self.o_tensor(&mut o, "bias", "tensor [D]", false);
+                Some(FlowTransform::LuLinear {
+                    lower: lower?,
+                    upper: upper?,
+                    bias: bias?,
                 })
             }
             "rqs_autoregressive" => {
@@ -365,9 +395,53 @@ impl Fields<'_> {
         })
     }
 
+    /// The optional `shift_offset` and `shift_clamp` fields of an affine transform.
+    fn shift(&mut self, o: &mut Obj, path: &str) -> Option<AffineShift> {
+        let offset = self.o_opt_number(o, "shift_offset", "added to the shift parameter");
+        let clamp = match Self::field(o, "shift_clamp") {
+            None => Some(None),
+            Some(v) => {
+                let cp = format!("{path}.shift_clamp");
+                self.obj(&cp, v).and_then(|mut c| {
+                    let min = self.o_number(&mut c, "min", "the lower bound of the shift");
+                    let max = self.o_number(&mut c, "max", "the upper bound of the shift");
+                    let inverse = match self.req(
+                        &mut c,
+                        "inverse",
+                        "whether the clamp also applies when inverting (sampling)",
+                    ) {
+                        Some(Value::Bool(b)) => Some(*b),
+                        Some(other) => {
+                            self.problem(
+                                format!("{cp}: field \"inverse\" must be true or false, found {other}"),
+                                "true: the shift is clamped in both directions (FlowSim); false: in the forward (log-density) direction only (FlashSim nbd)",
+                            );
+                            None
+                        }
+                        None => None,
+                    };
+                    self.o_finish(&c);
+                    Some(Some(ShiftClamp {
+                        min: min?,
+                        max: max?,
+                        inverse: inverse?,
+                    }))
+                })
+            }
+        };
+        Some(AffineShift {
+            offset: offset?.unwrap_or(0.0),
+            clamp: clamp?,
+        })
+    }
+
     fn scale(&mut self, path: &str, v: &Value) -> Option<AffineScale> {
         let mut o = self.obj(path, v)?;
-        let kind = self.o_string(&mut o, "kind", "\"softplus\" or \"soft_clip_exp\"")?;
+        let kind = self.o_string(
+            &mut o,
+            "kind",
+            "\"softplus\", \"soft_clip_exp\", \"sigmoid\" or \"atan\"",
+        )?;
         let s = match kind.as_str() {
             "softplus" => {
                 let threshold = self.o_number(
@@ -376,9 +450,43 @@ impl Fields<'_> {
                     "u above it is taken as softplus(u) (PyTorch 20)",
                 );
                 let eps = self.o_number(&mut o, "eps", "added to the softplus (nflows 1e-3)");
-                Some(AffineScale::Softplus {
-                    threshold: threshold?,
+                let min = self.o_opt_number(&mut o, "min", "the lower clamp of the scale");
+                let max = self.o_opt_number(&mut o, "max", "the upper clamp of the scale");
+                match (min?, max?) {
+                    (None, None) => Some(AffineScale::Softplus {
+                        threshold: threshold?,
+                        eps: eps?,
+                    }),
+                    (min, max) => Some(AffineScale::SoftplusClamped {
+                        threshold: threshold?,
+                        eps: eps?,
+                        min,
+                        max,
+                    }),
+                }
+            }
+            "sigmoid" => {
+                let factor = self.o_number(&mut o, "factor", "s = factor·σ(u + offset) + eps");
+                let offset = self.o_number(&mut o, "offset", "added to u inside the sigmoid");
+                let eps = self.o_number(&mut o, "eps", "added to the scaled sigmoid");
+                Some(AffineScale::Sigmoid {
+                    factor: factor?,
+                    offset: offset?,
                     eps: eps?,
+                })
+            }
+            "atan" => {
+                let factor = self.o_number(
+                    &mut o,
+                    "factor",
+                    "s = clamp(factor·atan(u/factor), min, max)",
+                );
+                let min = self.o_number(&mut o, "min", "the lower clamp of the scale, > 0");
+                let max = self.o_opt_number(&mut o, "max", "the upper clamp of the scale");
+                Some(AffineScale::Atan {
+                    factor: factor?,
+                    min: min?,
+                    max: max?,
                 })
             }
             "soft_clip_exp" => {
@@ -390,7 +498,7 @@ impl Fields<'_> {
                 Some(AffineScale::SoftClipExp { bound: bound? })
             }
             other => {
-                self.problem(format!("{path}: unknown scale kind \"{other}\""), "use \"softplus\" (s = softplus(u) + eps) or \"soft_clip_exp\" (s = exp(u / (1 + |u|/bound)))");
+                self.problem(format!("{path}: unknown scale kind \"{other}\""), "use \"softplus\" (s = clamp(softplus(u) + eps, min, max)), \"soft_clip_exp\" (s = exp(u / (1 + |u|/bound))), \"sigmoid\" (s = factor·σ(u + offset) + eps) or \"atan\" (s = clamp(factor·atan(u/factor), min, max))");
                 return None;
             }
         };

@@ -3,8 +3,8 @@
 
 use super::NodeCheck;
 use crate::ir::flow::{
-    AffineScale, Flow, FlowMode, FlowTransform, Made, MadeBlock, MadeKind, MaskedLinear, Norm,
-    Spline, SplineStyle,
+    AffineScale, AffineShift, Flow, FlowMode, FlowTransform, Made, MadeBlock, MadeKind,
+    MaskedLinear, Norm, Spline, SplineStyle,
 };
 use crate::ir::Tensor;
 
@@ -100,8 +100,14 @@ impl NodeCheck<'_> {
                 }
                 ok
             }
-            FlowTransform::AffineAutoregressive { made, scale, .. } => {
-                let mut ok = match *scale {
+            FlowTransform::LuLinear { lower, upper, bias } => {
+                self.lu_linear(path, lower, upper, bias, d)
+            }
+            FlowTransform::AffineAutoregressive {
+                made, scale, shift, ..
+            } => {
+                let mut ok = self.affine_shift(path, shift);
+                ok &= match *scale {
                     AffineScale::Softplus { threshold, eps } => {
                         let good = !threshold.is_nan()
                             && eps.is_finite()
@@ -122,6 +128,7 @@ impl NodeCheck<'_> {
                         }
                         good
                     }
+                    _ => self.affine_scale(path, scale),
                 };
                 ok &= self.made(&format!("{path}.made"), made, d, c, 2);
                 ok
@@ -183,6 +190,171 @@ impl NodeCheck<'_> {
                     );
                 }
             }
+        }
+        ok
+    }
+
+    /// The FlashSim scale variants: constants that keep the scale finite and positive.
+    fn affine_scale(&mut self, path: &str, scale: &AffineScale) -> bool {
+        let pos = |x: f64| x.is_finite() && x > 0.0 && (x as f32) > 0.0;
+        let num = |x: f64| x.is_finite() && (x as f32).is_finite();
+        let (good, what, hint) = match *scale {
+            AffineScale::SoftplusClamped {
+                threshold,
+                eps,
+                min,
+                max,
+            } => (
+                !threshold.is_nan()
+                    && pos(eps)
+                    && min.is_none_or(num)
+                    && max.is_none_or(pos)
+                    && match (min, max) {
+                        (Some(a), Some(b)) => a <= b,
+                        _ => true,
+                    },
+                format!("threshold = {threshold}, eps = {eps}, min = {min:?}, max = {max:?}"),
+                "eps > 0, and min ≤ max with max > 0, so that the clamped scale is positive (FlashSim: eps 0.05, clamp [0, 10])",
+            ),
+            AffineScale::Sigmoid {
+                factor,
+                offset,
+                eps,
+            } => (
+                num(factor) && factor >= 0.0 && num(offset) && pos(eps),
+                format!("factor = {factor}, offset = {offset}, eps = {eps}"),
+                "factor ≥ 0 and eps > 0, so that s = factor·σ(u + offset) + eps is positive (FlashSim: 1000, 1, 0.05)",
+            ),
+            AffineScale::Atan { factor, min, max } => (
+                pos(factor)
+                    && pos(min)
+                    && max.is_none_or(|m| num(m) && m >= min),
+                format!("factor = {factor}, min = {min}, max = {max:?}"),
+                "factor > 0 and a positive min ≤ max, so that the clamped scale is positive (FlashSim: factor 1000, clamp [0.001, 50])",
+            ),
+            AffineScale::Softplus { .. } | AffineScale::SoftClipExp { .. } => return true,
+        };
+        if !good {
+            self.report(format!("{path}.scale: {what} are invalid"), hint);
+        }
+        good
+    }
+
+    fn affine_shift(&mut self, path: &str, shift: &AffineShift) -> bool {
+        let num = |x: f64| x.is_finite() && (x as f32).is_finite();
+        let mut ok = true;
+        if !num(shift.offset) {
+            self.report(
+                format!("{path}: shift_offset = {} is invalid", shift.offset),
+                "the shift offset is a finite number (FlashSim: 7.906, -0.5414 or -1)",
+            );
+            ok = false;
+        }
+        if let Some(c) = shift.clamp {
+            if !(num(c.min) && num(c.max) && c.min <= c.max) {
+                self.report(
+                    format!(
+                        "{path}.shift_clamp: min = {}, max = {} are invalid",
+                        c.min, c.max
+                    ),
+                    "the clamp is two finite numbers min ≤ max (FlashSim: -50, 50)",
+                );
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    /// nflows' `LULinear`: L unit lower-triangular, U upper-triangular with a positive diagonal.
+    fn lu_linear(
+        &mut self,
+        path: &str,
+        lower: &Tensor,
+        upper: &Tensor,
+        bias: &Tensor,
+        d: usize,
+    ) -> bool {
+        let mut ok = self.shape_at(
+            &format!("{path}.lower"),
+            lower,
+            &[d, d],
+            "the unit lower-triangular L, [D, D]",
+        );
+        ok &= self.shape_at(
+            &format!("{path}.upper"),
+            upper,
+            &[d, d],
+            "the upper-triangular U, [D, D]",
+        );
+        ok &= self.shape_at(&format!("{path}.bias"), bias, &[d], "one entry per feature");
+        if !ok {
+            return false;
+        }
+        const HINT: &str = "export L and U as nflows' LULinear._create_lower_upper() builds them (flashc_export.nflows does)";
+        // L: ones on the diagonal, zeros above.
+        let mut bad = 0;
+        let mut first = None;
+        for i in 0..d {
+            for j in i..d {
+                let v = lower.data[i * d + j];
+                let want = if i == j { 1.0 } else { 0.0 };
+                if v != want {
+                    bad += 1;
+                    first.get_or_insert((i, j, v));
+                }
+            }
+        }
+        if let Some((i, j, v)) = first {
+            let why = if i == j {
+                "a diagonal entry is not 1"
+            } else {
+                "an entry above the diagonal is not 0"
+            };
+            self.at(
+                &format!("{path}.lower"),
+                lower,
+                format!(
+                    "[{i}, {j}] = {v}: L is not unit lower-triangular: {why} ({bad} such entries)"
+                ),
+                HINT,
+            );
+            ok = false;
+        }
+        let mut bad = 0;
+        let mut first = None;
+        for i in 0..d {
+            for j in 0..i {
+                let v = upper.data[i * d + j];
+                if v != 0.0 {
+                    bad += 1;
+                    first.get_or_insert((i, j, v));
+                }
+            }
+        }
+        if let Some((i, j, v)) = first {
+            self.at(
+                &format!("{path}.upper"),
+                upper,
+                format!("[{i}, {j}] = {v}: U is not upper-triangular: an entry below the diagonal is not 0 ({bad} such entries)"),
+                HINT,
+            );
+            ok = false;
+        }
+        let diag: Vec<(usize, f32)> = (0..d)
+            .map(|i| (i, upper.data[i * d + i]))
+            .filter(|&(_, v)| !(v.is_finite() && v > 0.0))
+            .collect();
+        if let Some(&(i, v)) = diag.first() {
+            self.at(
+                &format!("{path}.upper"),
+                upper,
+                format!(
+                    "non-invertible LU: diagonal entry {i} = {v} ({} diagonal entries are not finite and > 0)",
+                    diag.len()
+                ),
+                "nflows' diagonal is softplus(unconstrained_upper_diag) + eps, always > 0: export it as LULinear computes it",
+            );
+            ok = false;
         }
         ok
     }

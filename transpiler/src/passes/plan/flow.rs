@@ -6,8 +6,8 @@
 
 use super::{Buf, Planner, Step};
 use crate::ir::flow::{
-    AffineScale, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind, MaskedLinear,
-    Norm, Spline, SplineStyle,
+    AffineScale, AffineShift, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind,
+    MaskedLinear, Norm, Spline, SplineStyle,
 };
 use crate::ir::{Activation, Tensor};
 
@@ -46,6 +46,17 @@ pub enum FlowStep {
         made: Box<MadePlan>,
         elementwise: ElementwisePlan,
     },
+    /// nflows' `LULinear` (`runtime::flow::lu_linear`): `lower`, `upper` `[D][D]`, `bias` `[D]`
+    /// blob arrays; the log-det is a separate [`FlowStep::AddConst`].
+    LuLinear {
+        src: Buf,
+        dst: Buf,
+        width: usize,
+        lower: usize,
+        upper: usize,
+        bias: usize,
+        inverse: bool,
+    },
     /// `y = −½·Σ z² − log_z + logdet`.
     NormalLogProb {
         z: Buf,
@@ -62,6 +73,9 @@ pub enum ElementwisePlan {
     Affine {
         scale: ScalePlan,
         scale_param: usize,
+        /// `s = clamp(s, min, max)` (±∞ for an open end).
+        clamp: Option<(f32, f32)>,
+        shift: ShiftPlan,
     },
     Spline(SplinePlan),
 }
@@ -118,6 +132,26 @@ fn spline_plan(s: &Spline) -> SplinePlan {
 pub enum ScalePlan {
     Softplus { threshold: f32, eps: f32 },
     SoftClipExp { bound: f32 },
+    Sigmoid { factor: f32, offset: f32, eps: f32 },
+    Atan { factor: f32 },
+}
+
+/// `runtime::flow::Shift`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShiftPlan {
+    pub offset: f32,
+    pub clamp: Option<(f32, f32)>,
+    pub clamp_inverse: bool,
+}
+
+impl ShiftPlan {
+    fn of(s: &AffineShift) -> ShiftPlan {
+        ShiftPlan {
+            offset: s.offset as f32,
+            clamp: s.clamp.map(|c| (c.min as f32, c.max as f32)),
+            clamp_inverse: s.clamp.is_some_and(|c| c.inverse),
+        }
+    }
 }
 
 /// A MADE as the runtime's program (`runtime::flow::Made`); arrays are blob indices.
@@ -494,16 +528,83 @@ fn lower_made(
     }
 }
 
-fn scale_plan(s: &AffineScale) -> ScalePlan {
+/// The runtime's scale function and the clamp applied after it.
+fn scale_plan(s: &AffineScale) -> (ScalePlan, Option<(f32, f32)>) {
+    let clamp = |min: Option<f64>, max: Option<f64>| {
+        Some((
+            min.map_or(f32::NEG_INFINITY, |m| m as f32),
+            max.map_or(f32::INFINITY, |m| m as f32),
+        ))
+    };
     match *s {
-        AffineScale::Softplus { threshold, eps } => ScalePlan::Softplus {
-            threshold: threshold as f32,
-            eps: eps as f32,
-        },
-        AffineScale::SoftClipExp { bound } => ScalePlan::SoftClipExp {
-            bound: bound as f32,
-        },
+        AffineScale::Softplus { threshold, eps } => (
+            ScalePlan::Softplus {
+                threshold: threshold as f32,
+                eps: eps as f32,
+            },
+            None,
+        ),
+        AffineScale::SoftClipExp { bound } => (
+            ScalePlan::SoftClipExp {
+                bound: bound as f32,
+            },
+            None,
+        ),
+        AffineScale::SoftplusClamped {
+            threshold,
+            eps,
+            min,
+            max,
+        } => (
+            ScalePlan::Softplus {
+                threshold: threshold as f32,
+                eps: eps as f32,
+            },
+            clamp(min, max),
+        ),
+        AffineScale::Sigmoid {
+            factor,
+            offset,
+            eps,
+        } => (
+            ScalePlan::Sigmoid {
+                factor: factor as f32,
+                offset: offset as f32,
+                eps: eps as f32,
+            },
+            None,
+        ),
+        AffineScale::Atan { factor, min, max } => (
+            ScalePlan::Atan {
+                factor: factor as f32,
+            },
+            clamp(Some(min), max),
+        ),
     }
+}
+
+/// The blob arrays of an LU-linear transform's `L` and `U` (`[D][D]` row-major, as validated)
+/// and its log-det `Σ ln U_ii` in f64.
+fn lu_arrays(
+    p: &mut Planner,
+    name: &str,
+    at: &str,
+    lower: &Tensor,
+    upper: &Tensor,
+    d: usize,
+) -> (usize, usize, f64) {
+    let ld = (0..d)
+        .map(|i| f64::from(upper.data.get(i * d + i).copied().unwrap_or(1.0)).ln())
+        .sum();
+    let l = p.array(
+        lower.data.clone(),
+        format!("{name}: {at} LU-linear L ({}), [D][D]", lower.name),
+    );
+    let u = p.array(
+        upper.data.clone(),
+        format!("{name}: {at} LU-linear U ({}), [D][D]", upper.name),
+    );
+    (l, u, ld)
 }
 
 /// Plans flow node `name` (output width `width`); the caller frees its inputs afterwards.
@@ -602,12 +703,38 @@ pub(super) fn plan(p: &mut Planner, name: &str, fl: &Flow, d: usize, c: usize) {
                     });
                 }
             }
+            FlowTransform::LuLinear { lower, upper, bias } => {
+                let (lower, upper, ld) = lu_arrays(p, name, &at, lower, upper, d);
+                let bias = p.array(
+                    bias.data.clone(),
+                    format!("{name}: {at} LU-linear bias ({})", bias.name),
+                );
+                let dst = other(cur);
+                steps.push(FlowStep::LuLinear {
+                    src: cur,
+                    dst,
+                    width: d,
+                    lower,
+                    upper,
+                    bias,
+                    inverse: sample,
+                });
+                cur = dst;
+                if let Some(l) = logdet {
+                    steps.push(FlowStep::AddConst {
+                        data: l,
+                        value: ld as f32,
+                    });
+                }
+            }
             FlowTransform::AffineAutoregressive {
                 made,
                 scale,
                 scale_param,
+                shift,
             } => {
                 let plan = lower_made(p, name, &at, made, d, c, 2);
+                let (scale, clamp) = scale_plan(scale);
                 let dst = other(cur);
                 steps.push(FlowStep::Maf {
                     x: cur,
@@ -617,8 +744,10 @@ pub(super) fn plan(p: &mut Planner, name: &str, fl: &Flow, d: usize, c: usize) {
                     inverse: sample,
                     made: Box::new(plan),
                     elementwise: ElementwisePlan::Affine {
-                        scale: scale_plan(scale),
+                        scale,
                         scale_param: *scale_param,
+                        clamp,
+                        shift: ShiftPlan::of(shift),
                     },
                 });
                 cur = dst;
