@@ -21,7 +21,10 @@ fn flow_models() -> Vec<&'static dyn runtime::Model> {
     generated::MODELS
         .iter()
         .copied()
-        .filter(|m| m.info().name.starts_with("nflows_"))
+        .filter(|m| {
+            let n = m.info().name;
+            n.starts_with("nflows_") || n.starts_with("zuko_")
+        })
         .collect()
 }
 

@@ -29,7 +29,8 @@ import train_flow_models as tfm  # noqa: E402
 from flashc_export import st  # noqa: E402
 from flashc_export.nflows import flatten  # noqa: E402
 
-ARCH = {"nflows_maf": tfm.maf6, "nflows_maf20": tfm.maf20, "zuko_maf": tfm.zuko_maf}
+ARCH = {"nflows_maf": tfm.maf6, "nflows_maf20": tfm.maf20, "zuko_maf": tfm.zuko_maf, "nflows_lu_maf": tfm.lu_maf,
+        "nflows_rqs": tfm.nflows_rqs, "zuko_nsf": tfm.zuko_nsf}
 
 
 def load_zuko(flow, spec, w):
@@ -54,7 +55,9 @@ def load_zuko(flow, spec, w):
 
 def load(flow, spec, w):
     """Copies the exported tensors into the nflows modules, in transform order."""
-    from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
+    from nflows.transforms.autoregressive import (
+        MaskedAffineAutoregressiveTransform, MaskedPiecewiseRationalQuadraticAutoregressiveTransform)
+    from nflows.transforms.lu import LULinear
     from nflows.transforms.normalization import BatchNorm
     from nflows.transforms.permutations import Permutation
 
@@ -77,7 +80,15 @@ def load(flow, spec, w):
             with torch.no_grad():
                 t.unconstrained_weight.copy_(torch.from_numpy(u).float())
             cp(t.bias, js["bias"]), cp(t.running_mean, js["mean"]), cp(t.running_var, js["var"])
-        elif isinstance(t, MaskedAffineAutoregressiveTransform):
+        elif isinstance(t, LULinear):
+            lower, upper = np.asarray(w[js["lower"]], np.float64), np.asarray(w[js["upper"]], np.float64)
+            with torch.no_grad():
+                t.lower_entries.copy_(torch.from_numpy(lower[t.lower_indices]).float())
+                t.upper_entries.copy_(torch.from_numpy(upper[t.upper_indices]).float())
+                diag = np.diag(upper) - t.eps
+                t.unconstrained_upper_diag.copy_(torch.from_numpy(np.log(np.expm1(diag))).float())
+            cp(t.bias, js["bias"])
+        elif isinstance(t, (MaskedAffineAutoregressiveTransform, MaskedPiecewiseRationalQuadraticAutoregressiveTransform)):
             made, m = t.autoregressive_net, js["made"]
             masked(made.initial_layer, m["initial"])
             if "context" in m:
