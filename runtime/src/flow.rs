@@ -1340,7 +1340,13 @@ unsafe fn spline_v<S: Simd>(
     stride: usize,
 ) -> (S::V, S::V) {
     let k_bins = sp.bins;
-    let par = |j: usize| S::load(p.add(j * stride));
+    // Macros, not closures: a closure the optimiser does not inline is compiled without the
+    // tier's target features, and every vector operation in it becomes a call.
+    macro_rules! par {
+        ($j:expr) => {
+            S::load(p.add(($j) * stride))
+        };
+    }
     let zero = S::splat(0.0);
     let one = S::splat(1.0);
     let bound = S::splat(sp.bound);
@@ -1352,27 +1358,37 @@ unsafe fn spline_v<S: Simd>(
         ),
         SplineStyle::Nflows { .. } => (None, None),
     };
-    let logit = |j: usize| {
-        let u = S::div(par(j), div);
-        match clip_w {
-            // w / (1 + |2w / ln slope|)
-            Some(c) => S::div(u, S::add(one, S::abs(S::mul(u, c)))),
-            None => u,
-        }
-    };
+    macro_rules! logit {
+        ($j:expr) => {{
+            let u = S::div(par!($j), div);
+            match clip_w {
+                // w / (1 + |2w / ln slope|)
+                Some(c) => S::div(u, S::add(one, S::abs(S::mul(u, c)))),
+                None => u,
+            }
+        }};
+    }
     // Softmax maxima and sums, widths (0..K) and heights (K..2K).
-    let (mut mw, mut mh) = (logit(0), logit(k_bins));
+    let (mut mw, mut mh) = (logit!(0), logit!(k_bins));
     for j in 1..k_bins {
-        mw = S::max(mw, logit(j));
-        mh = S::max(mh, logit(k_bins + j));
+        mw = S::max(mw, logit!(j));
+        mh = S::max(mh, logit!(k_bins + j));
     }
     // Softmax denominators, as compensated sums (hi, lo).
-    let ew_ = |j: usize| crate::math::exp_v::<S>(S::sub(logit(j), mw));
-    let eh_ = |j: usize| crate::math::exp_v::<S>(S::sub(logit(k_bins + j), mh));
+    macro_rules! ew {
+        ($j:expr) => {
+            crate::math::exp_v::<S>(S::sub(logit!($j), mw))
+        };
+    }
+    macro_rules! eh {
+        ($j:expr) => {
+            crate::math::exp_v::<S>(S::sub(logit!(k_bins + $j), mh))
+        };
+    }
     let (mut sw, mut sw_lo, mut sh, mut sh_lo) = (zero, zero, zero, zero);
     for j in 0..k_bins {
-        (sw, sw_lo) = two_sum::<S>(sw, ew_(j), sw_lo);
-        (sh, sh_lo) = two_sum::<S>(sh, eh_(j), sh_lo);
+        (sw, sw_lo) = two_sum::<S>(sw, ew!(j), sw_lo);
+        (sh, sh_lo) = two_sum::<S>(sh, eh!(j), sh_lo);
     }
     let (tw, th) = (S::add(sw, sw_lo), S::add(sh, sh_lo));
     let (min_w, min_h, keep_w, keep_h, end_d) = match sp.style {
@@ -1394,16 +1410,20 @@ unsafe fn spline_v<S: Simd>(
         SplineStyle::Zuko { .. } => (zero, zero, one, one, one),
     };
     let nflows = matches!(sp.style, SplineStyle::Nflows { .. });
-    let derivative = |j: usize| -> S::V {
-        let u = par(2 * k_bins + j);
-        match (sp.style, clip_d) {
-            (SplineStyle::Nflows { min_derivative, .. }, _) => {
-                S::add(S::splat(min_derivative), crate::math::softplus1_v::<S>(u))
+    macro_rules! derivative {
+        ($j:expr) => {{
+            let u = par!(2 * k_bins + $j);
+            match (sp.style, clip_d) {
+                (SplineStyle::Nflows { min_derivative, .. }, _) => {
+                    S::add(S::splat(min_derivative), crate::math::softplus1_v::<S>(u))
+                }
+                (_, Some(c)) => {
+                    crate::math::exp_v::<S>(S::div(u, S::add(one, S::abs(S::mul(u, c)))))
+                }
+                _ => u,
             }
-            (_, Some(c)) => crate::math::exp_v::<S>(S::div(u, S::add(one, S::abs(S::mul(u, c))))),
-            _ => u,
-        }
-    };
+        }};
+    }
     // Knot k: (x, y, derivative); the bin k the value is in: (x0, x1, y0, y1, d0, d1).
     //
     // A knot is B·(2c − 1) with c the cumulative share of the bins left of it (nflows writes
@@ -1416,37 +1436,19 @@ unsafe fn spline_v<S: Simd>(
     let (mut pw, mut pw_lo, mut ph, mut ph_lo) = (zero, zero, zero, zero);
     let (mut xk, mut yk, mut dk) = (neg_b, neg_b, end_d);
     let mut sel = [zero; 6];
-    let knot =
-        |p: S::V, p_lo: S::V, s: S::V, s_lo: S::V, t: S::V, k: usize, min: S::V, keep: S::V| {
-            // c = k·min + keep·P/Σ, r = (K − k)·min + keep·S/Σ
-            let suffix = S::add(S::sub(s, p), S::sub(s_lo, p_lo));
-            let c = S::fma(
-                keep,
-                S::div(S::add(p, p_lo), t),
-                S::mul(S::splat(k as f32), min),
-            );
-            let r = S::fma(
-                keep,
-                S::div(suffix, t),
-                S::mul(S::splat((k_bins - k) as f32), min),
-            );
-            let left = S::mul(bound, S::sub(S::add(c, c), one));
-            let right = S::mul(bound, S::sub(one, S::add(r, r)));
-            S::lt_select(c, r, left, right)
-        };
     for k in 0..k_bins {
-        (pw, pw_lo) = two_sum::<S>(pw, ew_(k), pw_lo);
-        (ph, ph_lo) = two_sum::<S>(ph, eh_(k), ph_lo);
+        (pw, pw_lo) = two_sum::<S>(pw, ew!(k), pw_lo);
+        (ph, ph_lo) = two_sum::<S>(ph, eh!(k), ph_lo);
         let (x1, y1, d1) = if nflows && k + 1 == k_bins {
             (bound, bound, end_d)
         } else {
             let d1 = match (nflows, k + 1 == k_bins) {
                 (false, true) => one,
-                _ => derivative(k),
+                _ => derivative!(k),
             };
             (
-                knot(pw, pw_lo, sw, sw_lo, tw, k + 1, min_w, keep_w),
-                knot(ph, ph_lo, sh, sh_lo, th, k + 1, min_h, keep_h),
+                knot::<S>(pw, pw_lo, sw, sw_lo, tw, k + 1, k_bins, min_w, keep_w, bound),
+                knot::<S>(ph, ph_lo, sh, sh_lo, th, k + 1, k_bins, min_h, keep_h, bound),
                 d1,
             )
         };
@@ -1523,6 +1525,39 @@ unsafe fn spline_v<S: Simd>(
         (o, l)
     };
     (out, lj)
+}
+
+/// Knot `k` of `k_bins` from the compensated prefix `(p, p_lo)` and total `(s, s_lo)` of the
+/// exponentiated logits (`t`: the total, rounded), taken from its nearer end (see [`spline_v`]).
+#[inline(always)]
+unsafe fn knot<S: Simd>(
+    p: S::V,
+    p_lo: S::V,
+    s: S::V,
+    s_lo: S::V,
+    t: S::V,
+    k: usize,
+    k_bins: usize,
+    min: S::V,
+    keep: S::V,
+    bound: S::V,
+) -> S::V {
+    let one = S::splat(1.0);
+    // c = k·min + keep·P/Σ, r = (K − k)·min + keep·S/Σ
+    let suffix = S::add(S::sub(s, p), S::sub(s_lo, p_lo));
+    let c = S::fma(
+        keep,
+        S::div(S::add(p, p_lo), t),
+        S::mul(S::splat(k as f32), min),
+    );
+    let r = S::fma(
+        keep,
+        S::div(suffix, t),
+        S::mul(S::splat((k_bins - k) as f32), min),
+    );
+    let left = S::mul(bound, S::sub(S::add(c, c), one));
+    let right = S::mul(bound, S::sub(one, S::add(r, r)));
+    S::lt_select(c, r, left, right)
 }
 
 /// `s + t` as `(sum, err + rounding error)` (Knuth's two-sum: exact without FMA).
