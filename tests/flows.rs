@@ -111,3 +111,48 @@ fn flows_have_no_ptx_and_say_why() {
         .unwrap_err()
         .contains("no compiled model"));
 }
+
+/// A NaN in a row's context (or input) gives NaN in that row's outputs only: every other row
+/// keeps its bits, on every tier, for every flow model (the documented per-row behaviour; no
+/// error, no flag).
+#[test]
+fn a_nan_row_stays_in_its_row() {
+    for model in flow_models() {
+        let info = model.info();
+        let rows = 40;
+        let x: Vec<f32> = (0..rows * info.n_inputs)
+            .map(|i| ((i * 7919) % 1000) as f32 / 400.0 - 1.25)
+            .collect();
+        let noise: Vec<f32> = (0..rows * info.n_noise)
+            .map(|i| ((i * 104729) % 1000) as f32 / 300.0 - 1.66)
+            .collect();
+        let mut bad = x.clone();
+        let nan_row = 17;
+        bad[nan_row * info.n_inputs + info.n_inputs - 1] = f32::NAN;
+        for tier in runtime::isa::supported() {
+            let mut clean = vec![0f32; rows * info.n_outputs];
+            let mut out = vec![0f32; rows * info.n_outputs];
+            model.run_on(tier, &x, &noise, &mut clean).unwrap();
+            model.run_on(tier, &bad, &noise, &mut out).unwrap();
+            for r in 0..rows {
+                let row = r * info.n_outputs..(r + 1) * info.n_outputs;
+                if r == nan_row {
+                    assert!(
+                        out[row.clone()].iter().all(|v| v.is_nan()),
+                        "{} on {tier}: the NaN row gives {:?}",
+                        info.name,
+                        &out[row]
+                    );
+                } else {
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&out[row.clone()]),
+                        bits(&clean[row]),
+                        "{} on {tier}: row {r} changed",
+                        info.name
+                    );
+                }
+            }
+        }
+    }
+}

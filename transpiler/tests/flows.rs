@@ -579,3 +579,131 @@ fn bad_affine_variant_constants_are_named() {
         ],
     );
 }
+
+/// Turns both autoregressive transforms of [`flow`] into rational-quadratic splines (nflows
+/// style with 4 bins on [−1.5, 1.5], zuko style with 3 bins on [−2, 2]).
+fn splines(s: &mut Value, w: &mut Vec<Raw>) {
+    let out = |m: usize| move |r: usize, c: usize| (r / m + 1) as i64 > DEG[c];
+    let ts = transforms(s);
+    for (i, spline) in [
+        (
+            0,
+            json!({"style": "nflows", "bins": 4, "bound": 1.5, "min_bin_width": 1e-3, "min_bin_height": 1e-3, "min_derivative": 1e-3}),
+        ),
+        (
+            3,
+            json!({"style": "zuko", "bins": 3, "bound": 2.0, "slope": 1e-3}),
+        ),
+    ] {
+        let t = ts[i].as_object_mut().unwrap();
+        t.remove("params");
+        t.remove("scale");
+        t.insert("kind".into(), json!("rqs_autoregressive"));
+        let k = spline["bins"].as_u64().unwrap() as usize;
+        t.insert("spline".into(), spline);
+        let p = 3 * k - 1;
+        let name = if i == 0 { "m0" } else { "m1" };
+        let (wn, bn) = (format!("{name}/final/weight"), format!("{name}/final/bias"));
+        w.retain(|r| r.name != wn && r.name != bn);
+        w.push(masked(&wn, p * D, H, 60 + i as u64, out(p)));
+        w.push(rand(&bn, &[p * D], 61 + i as u64, 0.5));
+    }
+}
+
+#[test]
+fn spline_flows_in_reference_and_codegen() {
+    let d = tempfile::tempdir().unwrap();
+    let sample = transpiler::load(flow(d.path(), "ss", "sample", splines)).unwrap();
+    let density = transpiler::load(flow(d.path(), "sl", "log_prob", splines)).unwrap();
+    let eval = transpiler::reference::eval_row;
+    // Points inside and outside the splines' intervals.
+    for (k, (z, c)) in [
+        ([0.3, -1.2, 0.7], [0.5, -0.2]),
+        ([-1.9, 0.1, 2.6], [-1.0, 1.3]),
+        ([0.9, 0.4, -0.3], [0.2, 0.0]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = eval(sample.model(), &c, &z).unwrap();
+        let h = 1e-6;
+        let mut jac = [[0.0f64; D]; D];
+        for j in 0..D {
+            let (mut zp, mut zm) = (z, z);
+            zp[j] += h;
+            zm[j] -= h;
+            let (xp, xm) = (
+                eval(sample.model(), &c, &zp).unwrap(),
+                eval(sample.model(), &c, &zm).unwrap(),
+            );
+            for i in 0..D {
+                jac[i][j] = (xp[i] - xm[i]) / (2.0 * h);
+            }
+        }
+        let det = jac[0][0] * (jac[1][1] * jac[2][2] - jac[1][2] * jac[2][1])
+            - jac[0][1] * (jac[1][0] * jac[2][2] - jac[1][2] * jac[2][0])
+            + jac[0][2] * (jac[1][0] * jac[2][1] - jac[1][1] * jac[2][0]);
+        let log_n: f64 =
+            z.iter().map(|v| -0.5 * v * v).sum::<f64>() - 1.5 * std::f64::consts::TAU.ln();
+        let want = log_n - det.abs().ln();
+        let input: Vec<f64> = x.iter().copied().chain(c).collect();
+        let got = eval(density.model(), &input, &[]).unwrap()[0];
+        assert!(
+            (got - want).abs() < 1e-5,
+            "point {k}: log_prob {got} vs change of variables {want}"
+        );
+    }
+    for m in [&sample, &density] {
+        let code = transpiler::generate(m, &quote::quote!(::runtime)).0;
+        syn::parse_file(&code).unwrap();
+        for needle in ["SplineStyle::Nflows", "SplineStyle::Zuko", "bins: 4"] {
+            assert!(code.contains(needle), "generated code lacks {needle:?}");
+        }
+    }
+}
+
+/// Spline problems: bin counts that do not match the MADE's output layer, bad constants.
+#[test]
+fn bad_splines_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let p = flow(d.path(), "bins", "sample", |s, w| {
+        splines(s, w);
+        transforms(s)[0]["spline"]["bins"] = json!(5);
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "tensor \"m0/final/weight\": transforms[0].made.final",
+            "has shape [33, 5], expected [42, 5] (14 parameters per feature)",
+            "a spline with K bins 3K − 1",
+        ],
+    );
+    let p = flow(d.path(), "consts", "sample", |s, w| {
+        splines(s, w);
+        let ts = transforms(s);
+        ts[0]["spline"]["min_bin_width"] = json!(0.3);
+        ts[0]["spline"]["bound"] = json!(-1.0);
+        ts[3]["spline"]["slope"] = json!(1.5);
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "transforms[0].spline: bound = -1 is invalid",
+            "transforms[0].spline: min_bin_width = 0.3 with 4 bins is invalid",
+            "transforms[3].spline: slope = 1.5 is invalid",
+        ],
+    );
+    let p = flow(d.path(), "style", "sample", |s, w| {
+        splines(s, w);
+        let ts = transforms(s);
+        ts[0]["spline"]["style"] = json!("circular");
+        ts[3]["spline"]["bins"] = json!(2.5);
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "transforms[0].spline: unknown spline style \"circular\"",
+            "transforms[3].spline: bins = 2.5 is not an integer from 1 to 512",
+        ],
+    );
+}
