@@ -1870,6 +1870,437 @@ unsafe fn map_body<S: Simd>(a: MapArgs) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Coupling transforms
+// ---------------------------------------------------------------------------------------------
+
+/// A dense layer `y = W·x + b`: `weight[v · padded(n_out) + o] = W[o][v]` (`[n_in][padded(n_out)]`)
+/// + [`SLACK`], `bias` `n_out` + [`SLACK`].
+#[derive(Clone, Copy, Debug)]
+pub struct Dense<'a> {
+    pub weight: &'a [f32],
+    pub bias: &'a [f32],
+}
+
+/// A block of nflows' `ResidualNet`:
+/// `t = L₁·act(bn₁(L₀·act(bn₀(h))))`, with context `t = t·σ(W_c·c + b_c)`, then `h = h + t`.
+#[derive(Clone, Copy, Debug)]
+pub struct NetBlock<'a> {
+    /// `(mul, add)` of `bn₀` and `bn₁` (`hidden` + [`SLACK`] each): `v·mul + add`.
+    pub norms: Option<[(&'a [f32], &'a [f32]); 2]>,
+    pub linear: [Dense<'a>; 2],
+    /// The gate's layer on the context.
+    pub context: Option<Dense<'a>>,
+}
+
+/// A coupling transform: columns `identity` pass unchanged, the net (nflows' `ResidualNet`)
+/// reads `cat(x[identity], context)` and gives each column of `transform` the parameters of its
+/// elementwise transform.
+#[derive(Clone, Copy, Debug)]
+pub struct Coupling<'a> {
+    /// `D`.
+    pub features: usize,
+    /// `C` (0: no context).
+    pub context: usize,
+    pub identity: &'a [u32],
+    pub transform: &'a [u32],
+    /// `H`.
+    pub hidden: usize,
+    pub activation: Activation,
+    /// `[n_identity + C][padded(H)]`.
+    pub initial: Dense<'a>,
+    pub blocks: &'a [NetBlock<'a>],
+    /// Per transformed column `j`, a `[H][padded(m)]` block at `j · H · padded(m)` (`m` the
+    /// elementwise transform's parameters); bias `[j · m + p]`.
+    pub final_layer: Dense<'a>,
+}
+
+impl Coupling<'_> {
+    /// Scratch floats per row (see [`coupling_scratch_len`]).
+    pub fn per_row(&self, t: &Elementwise) -> usize {
+        2 * self.features + self.identity.len() + self.context + 4 * self.hidden + t.params() + 1
+    }
+}
+
+/// Scratch floats [`coupling`] needs for `rows` rows per sub-tile (1, or [`ROW_BLOCK`] for the
+/// rows-on-lanes path).
+pub fn coupling_scratch_len(net: &Coupling, t: &Elementwise, rows: usize) -> usize {
+    net.per_row(t) * rows + SLACK
+}
+
+fn check_coupling(net: &Coupling, t: &Elementwise) {
+    let (d, c, h) = (net.features, net.context, net.hidden);
+    let (ni, m) = (net.identity.len(), t.params());
+    assert!(
+        h >= 1 && !net.transform.is_empty(),
+        "flow: empty coupling net"
+    );
+    let mut seen = [false; 4096];
+    assert!(d <= seen.len(), "flow: at most 4096 features");
+    for &col in net.identity.iter().chain(net.transform) {
+        let col = col as usize;
+        assert!(
+            col < d && !seen[col],
+            "flow: coupling columns are not a partition"
+        );
+        seen[col] = true;
+    }
+    assert!(
+        ni + net.transform.len() == d,
+        "flow: coupling columns are not a partition"
+    );
+    assert!(
+        net.activation != Activation::Softmax,
+        "flow: softmax is not a hidden activation"
+    );
+    let dense = |l: &Dense, n_in: usize, n_out: usize| {
+        assert!(
+            l.weight.len() >= n_in * padded(n_out) + SLACK && l.bias.len() >= n_out + SLACK,
+            "flow: coupling layer arrays too short"
+        );
+    };
+    dense(&net.initial, ni + c, h);
+    for b in net.blocks {
+        dense(&b.linear[0], h, h);
+        dense(&b.linear[1], h, h);
+        if let Some(cl) = &b.context {
+            assert!(c > 0, "flow: a gated block needs the context");
+            dense(cl, c, h);
+        }
+        if let Some(n) = &b.norms {
+            for (mul, add) in n {
+                assert!(mul.len() >= h + SLACK && add.len() >= h + SLACK);
+            }
+        }
+    }
+    assert!(
+        net.final_layer.weight.len() >= net.transform.len() * h * padded(m) + SLACK
+            && net.final_layer.bias.len() >= net.transform.len() * m + SLACK,
+        "flow: coupling output layer arrays too short"
+    );
+    if let Elementwise::Spline(sp) = t {
+        assert!(
+            (1..=MAX_BINS).contains(&sp.bins),
+            "flow: 1 to {MAX_BINS} bins"
+        );
+    }
+}
+
+/// Runs a coupling transform on `rows` rows (same buffers and conventions as [`maf`]:
+/// `inverse == false` maps `x` to `y = T(x)`, `inverse == true` maps `y` to `x = T⁻¹(y)`;
+/// `logdet`, when given, receives `+= log|det|` of the direction computed). The net runs once
+/// per row in either direction. `scratch` must hold [`coupling_scratch_len`]`(net, t, 1)`
+/// floats; with `(net, t, 16)` batches run rows on lanes. A row's result does not depend on
+/// the batch size or its position.
+pub fn coupling(
+    tier: Tier,
+    net: &Coupling,
+    t: &Elementwise,
+    inverse: bool,
+    rows: usize,
+    input: &[f32],
+    is: usize,
+    ctx: &[f32],
+    cs: usize,
+    output: &mut [f32],
+    os: usize,
+    logdet: Option<(&mut [f32], usize)>,
+    scratch: &mut [f32],
+) {
+    check_coupling(net, t);
+    if rows == 0 {
+        return;
+    }
+    let (d, c) = (net.features, net.context);
+    assert!(
+        (is >= d && os >= d) || rows <= 1,
+        "flow: stride < features {d}"
+    );
+    assert!(
+        input.len() >= (rows - 1) * is + d && output.len() >= (rows - 1) * os + d,
+        "flow: buffers too short for {rows} rows"
+    );
+    if c > 0 {
+        assert!(
+            (cs >= c || rows <= 1) && ctx.len() >= (rows - 1) * cs + c,
+            "flow: context too short for {rows} rows"
+        );
+    }
+    let (lp, ls) = match logdet {
+        Some((l, s)) => {
+            assert!(
+                (s >= 1 || rows <= 1) && l.len() > (rows - 1) * s,
+                "flow: logdet too short for {rows} rows"
+            );
+            (l.as_mut_ptr(), s)
+        }
+        None => (core::ptr::null_mut(), 0),
+    };
+    let rt = if scratch.len() >= coupling_scratch_len(net, t, ROW_BLOCK) {
+        ROW_BLOCK
+    } else {
+        assert!(
+            scratch.len() >= coupling_scratch_len(net, t, 1),
+            "flow: scratch too short"
+        );
+        1
+    };
+    let io = Io {
+        input: input.as_ptr(),
+        is,
+        ctx: ctx.as_ptr(),
+        cs,
+        out: output.as_mut_ptr(),
+        os,
+        logdet: lp,
+        ls,
+    };
+    let s = scratch.as_mut_ptr();
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn avx512(
+        n: &Coupling,
+        t: &Elementwise,
+        inv: bool,
+        rows: usize,
+        rt: usize,
+        io: Io,
+        s: *mut f32,
+    ) {
+        unsafe { coupling_drive::<crate::simd::Avx512>(n, t, inv, rows, rt, io, s) }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(
+        n: &Coupling,
+        t: &Elementwise,
+        inv: bool,
+        rows: usize,
+        rt: usize,
+        io: Io,
+        s: *mut f32,
+    ) {
+        unsafe { coupling_drive::<crate::simd::Avx2>(n, t, inv, rows, rt, io, s) }
+    }
+    #[cfg(target_arch = "aarch64")]
+    #[target_feature(enable = "neon")]
+    unsafe fn neon(
+        n: &Coupling,
+        t: &Elementwise,
+        inv: bool,
+        rows: usize,
+        rt: usize,
+        io: Io,
+        s: *mut f32,
+    ) {
+        unsafe { coupling_drive::<crate::simd::Neon>(n, t, inv, rows, rt, io, s) }
+    }
+    // SAFETY: the net and every buffer were checked above; `checked` returns only tiers this
+    // machine supports.
+    match crate::isa::checked(tier) {
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx512 => unsafe { avx512(net, t, inverse, rows, rt, io, s) },
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2Fma => unsafe { avx2(net, t, inverse, rows, rt, io, s) },
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon => unsafe { neon(net, t, inverse, rows, rt, io, s) },
+        _ => unsafe { coupling_drive::<crate::simd::Portable>(net, t, inverse, rows, rt, io, s) },
+    }
+}
+
+/// The scratch of a coupling sub-tile (`[unit][rt]` arrays).
+struct CouplingLayout {
+    /// `a`, `b`, `params`, `logdet` as the elementwise kernel reads them.
+    l: Layout,
+    z: *mut f32,
+    h: *mut f32,
+    t: *mut f32,
+    u: *mut f32,
+    g: *mut f32,
+}
+
+unsafe fn coupling_layout(
+    net: &Coupling,
+    t: &Elementwise,
+    rt: usize,
+    s: *mut f32,
+) -> CouplingLayout {
+    let (d, hd) = (net.features, net.hidden);
+    let a = s;
+    let b = a.add(d * rt);
+    let z = b.add(d * rt);
+    let h = z.add((net.identity.len() + net.context) * rt);
+    let tt = h.add(hd * rt);
+    let u = tt.add(hd * rt);
+    let g = u.add(hd * rt);
+    let params = g.add(hd * rt);
+    let logdet = params.add(t.params() * rt);
+    CouplingLayout {
+        l: Layout {
+            rt,
+            a,
+            b,
+            ctx: z.add(net.identity.len() * rt),
+            params,
+            logdet,
+            values: [core::ptr::null_mut(); MAX_VALUES],
+        },
+        z,
+        h,
+        t: tt,
+        u,
+        g,
+    }
+}
+
+#[inline(always)]
+unsafe fn coupling_drive<S: Kernels>(
+    net: &Coupling,
+    t: &Elementwise,
+    inverse: bool,
+    rows: usize,
+    rt: usize,
+    io: Io,
+    s: *mut f32,
+) {
+    let l = coupling_layout(net, t, rt, s);
+    let mut r0 = 0;
+    while r0 < rows {
+        let nt = (rows - r0).min(rt);
+        // Fewer than 4 rows left: one at a time (same arithmetic per row).
+        if rt > 1 && nt < 4 {
+            let l1 = coupling_layout(net, t, 1, s);
+            for r in r0..r0 + nt {
+                coupling_tile::<S>(net, t, inverse, r, 1, &l1, io);
+            }
+        } else {
+            coupling_tile::<S>(net, t, inverse, r0, nt, &l, io);
+        }
+        r0 += nt;
+    }
+}
+
+/// A dense layer on `[unit][rt]` arrays: `dst = W·src + b (+ add)`.
+#[inline(always)]
+unsafe fn dense<S: Kernels>(
+    l: &Dense,
+    n_in: usize,
+    n_out: usize,
+    src: *const f32,
+    rt: usize,
+    add: *const f32,
+    dst: *mut f32,
+) {
+    masked::<S>(
+        l.weight.as_ptr(),
+        padded(n_out),
+        n_in,
+        0,
+        src,
+        rt,
+        l.bias.as_ptr(),
+        add,
+        dst,
+        n_out,
+    );
+}
+
+/// One sub-tile of a coupling transform: rows `r0 .. r0 + nt`.
+#[inline(always)]
+unsafe fn coupling_tile<S: Kernels>(
+    net: &Coupling,
+    t: &Elementwise,
+    inverse: bool,
+    r0: usize,
+    nt: usize,
+    cl: &CouplingLayout,
+    io: Io,
+) {
+    let (d, c, hd) = (net.features, net.context, net.hidden);
+    let ni = net.identity.len();
+    let l = &cl.l;
+    let rt = l.rt;
+    let ld = !io.logdet.is_null();
+    for k in 0..d {
+        for i in 0..rt {
+            *l.a.add(k * rt + i) = if i < nt {
+                *io.input.add((r0 + i) * io.is + k)
+            } else {
+                0.0
+            };
+        }
+    }
+    // The net's input: the identity columns, then the context.
+    for (q, &col) in net.identity.iter().enumerate() {
+        core::ptr::copy_nonoverlapping(l.a.add(col as usize * rt), cl.z.add(q * rt), rt);
+    }
+    for q in 0..c {
+        for i in 0..rt {
+            *cl.z.add((ni + q) * rt + i) = if i < nt {
+                *io.ctx.add((r0 + i) * io.cs + q)
+            } else {
+                0.0
+            };
+        }
+    }
+    for i in 0..rt {
+        *l.logdet.add(i) = 0.0;
+    }
+    let act = net.activation;
+    let null = core::ptr::null::<f32>();
+    dense::<S>(&net.initial, ni + c, hd, cl.z, rt, null, cl.h);
+    for b in net.blocks {
+        let norm = |q: usize| b.norms.map(|n| (n[q].0.as_ptr(), n[q].1.as_ptr()));
+        map::<S>(cl.h, cl.t, norm(0), act, rt, hd);
+        dense::<S>(&b.linear[0], hd, hd, cl.t, rt, null, cl.u);
+        map::<S>(cl.u, cl.u, norm(1), act, rt, hd);
+        match &b.context {
+            None => dense::<S>(&b.linear[1], hd, hd, cl.u, rt, cl.h, cl.h),
+            Some(gate) => {
+                dense::<S>(&b.linear[1], hd, hd, cl.u, rt, null, cl.t);
+                dense::<S>(gate, c, hd, l.ctx, rt, null, cl.g);
+                map::<S>(cl.g, cl.g, None, Activation::Sigmoid, rt, hd);
+                // h + t·σ(g): PyTorch's two roundings (F.glu, then the residual sum).
+                for e in 0..hd * rt {
+                    let v = *cl.t.add(e) * *cl.g.add(e);
+                    *cl.h.add(e) += v;
+                }
+            }
+        }
+    }
+    let m = t.params();
+    let gp = padded(m);
+    for (j, &col) in net.transform.iter().enumerate() {
+        masked::<S>(
+            net.final_layer.weight.as_ptr().add(j * hd * gp),
+            gp,
+            hd,
+            0,
+            cl.h,
+            rt,
+            net.final_layer.bias.as_ptr().add(j * m),
+            null,
+            l.params,
+            m,
+        );
+        transform::<S>(t, inverse, ld, col as usize, l);
+    }
+    for &col in net.identity {
+        let col = col as usize;
+        core::ptr::copy_nonoverlapping(l.a.add(col * rt), l.b.add(col * rt), rt);
+    }
+    for k in 0..d {
+        for i in 0..nt {
+            *io.out.add((r0 + i) * io.os + k) = *l.b.add(k * rt + i);
+        }
+    }
+    if ld {
+        for i in 0..nt {
+            *io.logdet.add((r0 + i) * io.ls) += *l.logdet.add(i);
+        }
+    }
+}
+
 /// `dst[r][j] = src[r][idx[j]]` for `rows` rows (a column permutation; `src` and `dst` distinct).
 pub fn gather_columns(
     rows: usize,

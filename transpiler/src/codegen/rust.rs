@@ -457,7 +457,7 @@ fn model_file_impl(p: &Program, rt: &TokenStream, ptx: Ptx) -> String {
                 body.push(quote!(#rt::prep::copy_columns(n, &#s[..], #ss, 0, #wd, &mut *y, N_OUTPUTS, #c0);));
             }
             Step::Flow { step, .. } => {
-                uses_tier |= matches!(step, FlowStep::Maf { .. });
+                uses_tier |= matches!(step, FlowStep::Maf { .. } | FlowStep::Coupling { .. });
                 flow::step(rt, i, step, &w, &buf, &mut setup, &mut consts, &mut body);
             }
         }

@@ -72,6 +72,97 @@ pub enum FlowTransform {
     /// `MaskedPiecewiseRationalQuadraticAutoregressiveTransform`, zuko `NSF`): feature `i` goes
     /// through the spline whose `3K − 1` parameters are `MADE(x_<i; context)`.
     SplineAutoregressive { made: Box<Made>, spline: Spline },
+    /// A coupling transform (nflows `AffineCouplingTransform`,
+    /// `PiecewiseRationalQuadraticCouplingTransform`): the `identity` features pass unchanged,
+    /// and `net(x[identity], context)` gives the parameters of the elementwise transform of the
+    /// `transform` features.
+    Coupling {
+        /// Integer tensor `[n_identity]`: the columns passed unchanged (the net's inputs, in
+        /// this order).
+        identity: Tensor,
+        /// Integer tensor `[n_transform]`: the columns transformed.
+        transform: Tensor,
+        net: Box<ResidualNet>,
+        elementwise: CouplingElementwise,
+    },
+}
+
+/// The elementwise transform of a coupling layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CouplingElementwise {
+    /// `y = s·x + shift`: the net's outputs are `[shift (n), unconstrained scale (n)]` (nflows
+    /// `AffineCouplingTransform`, scale `σ(u + 2) + 1e-3`).
+    Affine { scale: AffineScale },
+    /// A spline per transformed feature: output `j·(3K − 1) + p` is parameter `p` of feature `j`.
+    Spline(Spline),
+}
+
+impl CouplingElementwise {
+    /// Parameters per transformed feature.
+    pub fn params(&self) -> usize {
+        match self {
+            CouplingElementwise::Affine { .. } => 2,
+            CouplingElementwise::Spline(s) => s.params(),
+        }
+    }
+}
+
+/// nflows' `ResidualNet` (the conditioner of a coupling layer): `h = W₀·[x; c] + b₀`, then per
+/// block `t = L₂·act(bn₁(L₁·act(bn₀(h))))`, `t = t·σ(W_c·c + b_c)` (with context), `h = h + t`;
+/// out `= W_f·h + b_f`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResidualNet {
+    pub activation: Activation,
+    /// `[H, n_in + C]`: the identity features, then the context.
+    pub initial: Linear,
+    pub blocks: Vec<ResidualNetBlock>,
+    /// `[n_out, H]`.
+    pub final_layer: Linear,
+}
+
+/// A block of a [`ResidualNet`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResidualNetBlock {
+    /// `[bn0, bn1]`, or none.
+    pub norms: Option<Box<[Norm; 2]>>,
+    /// `[H, H]` each.
+    pub linear: Box<[Linear; 2]>,
+    /// `[H, C]`: the gate `σ(W_c·c + b_c)` of the block's output.
+    pub context: Option<Linear>,
+}
+
+impl ResidualNet {
+    /// Every tensor.
+    pub fn tensors(&self) -> Vec<&Tensor> {
+        fn lin(l: &Linear) -> Vec<&Tensor> {
+            let mut v = vec![&l.weight];
+            v.extend(l.bias.as_ref());
+            v
+        }
+        let mut v = lin(&self.initial);
+        for b in &self.blocks {
+            if let Some(n) = &b.norms {
+                v.extend(n[0].tensors());
+                v.extend(n[1].tensors());
+            }
+            v.extend(lin(&b.linear[0]));
+            v.extend(lin(&b.linear[1]));
+            if let Some(c) = &b.context {
+                v.extend(lin(c));
+            }
+        }
+        v.extend(lin(&self.final_layer));
+        v
+    }
+
+    /// Multiply-adds per row.
+    pub fn macs(&self) -> usize {
+        self.tensors()
+            .iter()
+            .filter(|t| t.shape.len() == 2)
+            .map(|t| t.data.len())
+            .sum()
+    }
 }
 
 impl FlowTransform {
@@ -83,6 +174,14 @@ impl FlowTransform {
             FlowTransform::AffineAutoregressive { .. } => "affine_autoregressive",
             FlowTransform::SplineAutoregressive { .. } => "rqs_autoregressive",
             FlowTransform::LuLinear { .. } => "lu_linear",
+            FlowTransform::Coupling {
+                elementwise: CouplingElementwise::Affine { .. },
+                ..
+            } => "affine_coupling",
+            FlowTransform::Coupling {
+                elementwise: CouplingElementwise::Spline(_),
+                ..
+            } => "rqs_coupling",
         }
     }
 
@@ -93,6 +192,8 @@ impl FlowTransform {
         "affine_autoregressive",
         "rqs_autoregressive",
         "lu_linear",
+        "affine_coupling",
+        "rqs_coupling",
     ];
 
     /// Every tensor the transform holds.
@@ -109,6 +210,16 @@ impl FlowTransform {
             FlowTransform::AffineAutoregressive { made, .. }
             | FlowTransform::SplineAutoregressive { made, .. } => made.tensors(),
             FlowTransform::LuLinear { lower, upper, bias } => vec![lower, upper, bias],
+            FlowTransform::Coupling {
+                identity,
+                transform,
+                net,
+                ..
+            } => {
+                let mut v = vec![identity, transform];
+                v.extend(net.tensors());
+                v
+            }
         }
     }
 }

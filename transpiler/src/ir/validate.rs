@@ -87,6 +87,7 @@ impl ValidModel {
                     .iter()
                     .map(|t| match t {
                         super::flow::FlowTransform::AffineAutoregressive { made, .. } => made.macs(),
+                        super::flow::FlowTransform::Coupling { net, .. } => net.macs(),
                         _ => 0,
                     })
                     .sum(),

@@ -663,6 +663,7 @@ pub fn plan(model: &ValidModel) -> Program {
             .map(|s| match s {
                 Step::Dense { n_in, n_out, .. } => (n_in * n_out) as u64,
                 Step::Flow { step: FlowStep::Maf { made, .. }, .. } => made.macs as u64,
+                Step::Flow { step: FlowStep::Coupling { net, .. }, .. } => net.macs as u64,
                 _ => 0,
             })
             .sum(),
@@ -671,6 +672,7 @@ pub fn plan(model: &ValidModel) -> Program {
             .iter()
             .map(|s| match s {
                 Step::Flow { step: FlowStep::Maf { made, .. }, .. } => made.per_row,
+                Step::Flow { step: FlowStep::Coupling { net, .. }, .. } => net.per_row,
                 _ => 0,
             })
             .max()

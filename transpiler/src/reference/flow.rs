@@ -3,8 +3,8 @@
 
 use super::{apply, at, f};
 use crate::ir::flow::{
-    AffineScale, AffineShift, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind,
-    MaskedLinear, Norm, Spline, SplineStyle,
+    AffineScale, AffineShift, CouplingElementwise, Flow, FlowMode, FlowTransform, Linear, Made,
+    MadeBlock, MadeKind, MaskedLinear, Norm, ResidualNet, Spline, SplineStyle,
 };
 
 type R<T> = Result<T, String>;
@@ -313,6 +313,98 @@ fn spline_params(m: &Made, s: &Spline, x: &[f64], c: Option<&[f64]>) -> R<Vec<Ve
     Ok(p.chunks(n).map(<[f64]>::to_vec).collect())
 }
 
+/// nflows' `ResidualNet` at `cat(x[identity], c)`.
+fn residual_net(
+    net: &ResidualNet,
+    x: &[f64],
+    identity: &[usize],
+    c: Option<&[f64]>,
+) -> R<Vec<f64>> {
+    let mut input: Vec<f64> = identity.iter().map(|&i| at(x, i)).collect::<R<_>>()?;
+    if let Some(c) = c {
+        input.extend_from_slice(c);
+    }
+    let a = net.activation;
+    let mut h = linear(&net.initial, &input)?;
+    for b in &net.blocks {
+        let mut t = h.clone();
+        if let Some(n) = &b.norms {
+            t = norm(&n[0], &t)?;
+        }
+        t = linear(&b.linear[0], &apply(a, &t))?;
+        if let Some(n) = &b.norms {
+            t = norm(&n[1], &t)?;
+        }
+        t = linear(&b.linear[1], &apply(a, &t))?;
+        if let Some(cl) = &b.context {
+            let g = linear(cl, context(c)?)?;
+            t = t
+                .iter()
+                .zip(&g)
+                .map(|(t, g)| t / (1.0 + (-g).exp()))
+                .collect();
+        }
+        h = add(&h, &t)?;
+    }
+    linear(&net.final_layer, &h)
+}
+
+fn columns(t: &crate::ir::Tensor) -> Vec<usize> {
+    t.data.iter().map(|&v| v as usize).collect()
+}
+
+/// A coupling layer, forward (`inverse == false`: `(y, log|det|)`) or inverted (`(x, −log|det|)`).
+fn coupling(
+    identity: &crate::ir::Tensor,
+    transform: &crate::ir::Tensor,
+    net: &ResidualNet,
+    e: &CouplingElementwise,
+    v: &[f64],
+    c: Option<&[f64]>,
+    inverse: bool,
+) -> R<(Vec<f64>, f64)> {
+    let (id, tr) = (columns(identity), columns(transform));
+    let p = residual_net(net, v, &id, c)?;
+    let n = tr.len();
+    if p.len() != n * e.params() {
+        return Err(format!(
+            "flow: the coupling net gives {} parameters, expected {}",
+            p.len(),
+            n * e.params()
+        ));
+    }
+    let mut out = v.to_vec();
+    let mut ld = 0.0;
+    for (j, &col) in tr.iter().enumerate() {
+        let u = at(v, col)?;
+        let slot = out
+            .get_mut(col)
+            .ok_or("flow: coupling column out of range")?;
+        match e {
+            CouplingElementwise::Affine { scale: sc } => {
+                let (shift, s) = (p[j], scale(*sc, p[n + j]));
+                *slot = if inverse {
+                    (u - shift) / s
+                } else {
+                    s * u + shift
+                };
+                ld += s.ln();
+            }
+            CouplingElementwise::Spline(sp) => {
+                let q = &p[j * sp.params()..(j + 1) * sp.params()];
+                if inverse {
+                    *slot = spline_inverse(sp, q, u);
+                } else {
+                    let (y, l) = spline_forward(sp, q, u);
+                    *slot = y;
+                    ld += l;
+                }
+            }
+        }
+    }
+    Ok((out, ld))
+}
+
 /// `[D, D]` row-major as f64, after a shape check.
 fn square(t: &crate::ir::Tensor, d: usize) -> R<Vec<f64>> {
     if t.shape != [d, d] {
@@ -405,6 +497,12 @@ fn forward(t: &FlowTransform, x: &[f64], c: Option<&[f64]>) -> R<(Vec<f64>, f64)
                 p.iter().map(|(s, _)| s.ln()).sum(),
             )
         }
+        FlowTransform::Coupling {
+            identity,
+            transform,
+            net,
+            elementwise,
+        } => coupling(identity, transform, net, elementwise, x, c, false)?,
         FlowTransform::SplineAutoregressive { made: m, spline } => {
             let p = spline_params(m, spline, x, c)?;
             let r: Vec<(f64, f64)> = x
@@ -443,6 +541,12 @@ fn inverse(t: &FlowTransform, y: &[f64], c: Option<&[f64]>) -> R<Vec<f64>> {
                 .collect::<R<_>>()?
         }
         FlowTransform::LuLinear { lower, upper, bias } => lu_inverse(lower, upper, bias, y)?,
+        FlowTransform::Coupling {
+            identity,
+            transform,
+            net,
+            elementwise,
+        } => coupling(identity, transform, net, elementwise, y, c, true)?.0,
         FlowTransform::AffineAutoregressive {
             made: m,
             scale: s,

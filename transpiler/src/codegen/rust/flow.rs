@@ -6,7 +6,8 @@ use quote::{format_ident, quote};
 
 use super::{act_tokens, f32_tokens, usize_lit};
 use crate::passes::plan::flow::{
-    ElementwisePlan, FlowStep, MadeOpPlan, MadePlan, ScalePlan, ShiftPlan, SplineStylePlan, SLACK,
+    ElementwisePlan, FlowStep, MadeOpPlan, MadePlan, NetPlan, ScalePlan, ShiftPlan,
+    SplineStylePlan, SLACK,
 };
 use crate::passes::plan::Buf;
 
@@ -88,6 +89,54 @@ fn made_tokens(rt: &TokenStream, m: &MadePlan, w: &dyn Fn(usize) -> TokenStream)
     }
 }
 
+fn net_tokens(rt: &TokenStream, n: &NetPlan, w: &dyn Fn(usize) -> TokenStream) -> TokenStream {
+    let fl = quote!(#rt::flow);
+    let dense = |(wt, b): (usize, usize)| {
+        let (wt, b) = (w(wt), w(b));
+        quote!(#fl::Dense { weight: #wt, bias: #b })
+    };
+    let blocks = n.blocks.iter().map(|b| {
+        let norms = match b.norms {
+            Some([(m0, a0), (m1, a1)]) => {
+                let (m0, a0, m1, a1) = (w(m0), w(a0), w(m1), w(a1));
+                quote!(Some([(#m0, #a0), (#m1, #a1)]))
+            }
+            None => quote!(None),
+        };
+        let (l0, l1) = (dense(b.linear[0]), dense(b.linear[1]));
+        let context = match b.context {
+            Some(c) => {
+                let c = dense(c);
+                quote!(Some(#c))
+            }
+            None => quote!(None),
+        };
+        quote!(#fl::NetBlock { norms: #norms, linear: [#l0, #l1], context: #context })
+    });
+    let (d, c, h) = (
+        usize_lit(n.features),
+        usize_lit(n.context),
+        usize_lit(n.hidden),
+    );
+    let id = n.identity.iter().map(|&x| Literal::u32_unsuffixed(x));
+    let tr = n.transform.iter().map(|&x| Literal::u32_unsuffixed(x));
+    let act = act_tokens(rt, n.activation);
+    let (initial, fin) = (dense(n.initial), dense(n.final_layer));
+    quote! {
+        #fl::Coupling {
+            features: #d,
+            context: #c,
+            identity: &[#(#id),*],
+            transform: &[#(#tr),*],
+            hidden: #h,
+            activation: #act,
+            initial: #initial,
+            blocks: &[#(#blocks),*],
+            final_layer: #fin,
+        }
+    }
+}
+
 /// `Some((a, b))` / `None` of two f32 constants.
 fn pair_tokens(p: Option<(f32, f32)>) -> TokenStream {
     match p {
@@ -106,6 +155,83 @@ fn shift_tokens(fl: &TokenStream, s: &ShiftPlan) -> TokenStream {
     }
     let (o, c, ci) = (f32_tokens(s.offset), pair_tokens(s.clamp), s.clamp_inverse);
     quote!(#fl::Shift { offset: #o, clamp: #c, clamp_inverse: #ci })
+}
+
+/// The `runtime::flow::Elementwise` constant of step `i`: its name and value.
+fn elementwise_tokens(
+    fl: &TokenStream,
+    i: usize,
+    elementwise: &ElementwisePlan,
+) -> (Ident, TokenStream) {
+    match elementwise {
+        ElementwisePlan::Affine {
+            scale,
+            scale_param,
+            clamp,
+            shift,
+        } => {
+            let scale = match *scale {
+                ScalePlan::Softplus { threshold, eps } => {
+                    let (th, e) = (f32_tokens(threshold), f32_tokens(eps));
+                    quote!(#fl::Scale::Softplus { threshold: #th, eps: #e })
+                }
+                ScalePlan::SoftClipExp { bound } => {
+                    let b = f32_tokens(bound);
+                    quote!(#fl::Scale::SoftClipExp { bound: #b })
+                }
+                ScalePlan::Sigmoid {
+                    factor,
+                    offset,
+                    eps,
+                } => {
+                    let (f, o, e) = (f32_tokens(factor), f32_tokens(offset), f32_tokens(eps));
+                    quote!(#fl::Scale::Sigmoid { factor: #f, offset: #o, eps: #e })
+                }
+                ScalePlan::Atan { factor } => {
+                    let f = f32_tokens(factor);
+                    quote!(#fl::Scale::Atan { factor: #f })
+                }
+            };
+            let (sp, hp) = (usize_lit(*scale_param), usize_lit(1 - *scale_param));
+            let clamp = pair_tokens(*clamp);
+            let shift = shift_tokens(&fl, shift);
+            (
+                format_ident!("AFFINE{}", i),
+                quote!(#fl::Elementwise::Affine(#fl::Affine { scale: #scale, scale_param: #sp, shift_param: #hp, clamp: #clamp, shift: #shift })),
+            )
+        }
+        ElementwisePlan::Spline(sp) => {
+            let style = match sp.style {
+                SplineStylePlan::Nflows {
+                    min_width,
+                    min_height,
+                    min_derivative,
+                    end_logit,
+                } => {
+                    let (a, b, c, e) = (
+                        f32_tokens(min_width),
+                        f32_tokens(min_height),
+                        f32_tokens(min_derivative),
+                        f32_tokens(end_logit),
+                    );
+                    quote!(#fl::SplineStyle::Nflows { min_width: #a, min_height: #b, min_derivative: #c, end_logit: #e })
+                }
+                SplineStylePlan::Zuko { ln_slope } => {
+                    let l = f32_tokens(ln_slope);
+                    quote!(#fl::SplineStyle::Zuko { ln_slope: #l })
+                }
+            };
+            let (k, b, dv) = (
+                usize_lit(sp.bins),
+                f32_tokens(sp.bound),
+                f32_tokens(sp.divisor),
+            );
+            (
+                format_ident!("SPLINE{}", i),
+                quote!(#fl::Elementwise::Spline(#fl::Spline { bins: #k, bound: #b, divisor: #dv, style: #style })),
+            )
+        }
+    }
 }
 
 /// Emits step `i` (a flow step): setup items into `setup`, constants into `consts`, the call into
@@ -162,75 +288,7 @@ pub fn step(
             let id = format_ident!("made{}", i);
             let m = made_tokens(rt, made, w);
             setup.push(quote!(let #id = #m;));
-            let (t, value) = match elementwise {
-                ElementwisePlan::Affine {
-                    scale,
-                    scale_param,
-                    clamp,
-                    shift,
-                } => {
-                    let scale = match *scale {
-                        ScalePlan::Softplus { threshold, eps } => {
-                            let (th, e) = (f32_tokens(threshold), f32_tokens(eps));
-                            quote!(#fl::Scale::Softplus { threshold: #th, eps: #e })
-                        }
-                        ScalePlan::SoftClipExp { bound } => {
-                            let b = f32_tokens(bound);
-                            quote!(#fl::Scale::SoftClipExp { bound: #b })
-                        }
-                        ScalePlan::Sigmoid {
-                            factor,
-                            offset,
-                            eps,
-                        } => {
-                            let (f, o, e) = (f32_tokens(factor), f32_tokens(offset), f32_tokens(eps));
-                            quote!(#fl::Scale::Sigmoid { factor: #f, offset: #o, eps: #e })
-                        }
-                        ScalePlan::Atan { factor } => {
-                            let f = f32_tokens(factor);
-                            quote!(#fl::Scale::Atan { factor: #f })
-                        }
-                    };
-                    let (sp, hp) = (usize_lit(*scale_param), usize_lit(1 - *scale_param));
-                    let clamp = pair_tokens(*clamp);
-                    let shift = shift_tokens(&fl, shift);
-                    (
-                        format_ident!("AFFINE{}", i),
-                        quote!(#fl::Elementwise::Affine(#fl::Affine { scale: #scale, scale_param: #sp, shift_param: #hp, clamp: #clamp, shift: #shift })),
-                    )
-                }
-                ElementwisePlan::Spline(sp) => {
-                    let style = match sp.style {
-                        SplineStylePlan::Nflows {
-                            min_width,
-                            min_height,
-                            min_derivative,
-                            end_logit,
-                        } => {
-                            let (a, b, c, e) = (
-                                f32_tokens(min_width),
-                                f32_tokens(min_height),
-                                f32_tokens(min_derivative),
-                                f32_tokens(end_logit),
-                            );
-                            quote!(#fl::SplineStyle::Nflows { min_width: #a, min_height: #b, min_derivative: #c, end_logit: #e })
-                        }
-                        SplineStylePlan::Zuko { ln_slope } => {
-                            let l = f32_tokens(ln_slope);
-                            quote!(#fl::SplineStyle::Zuko { ln_slope: #l })
-                        }
-                    };
-                    let (k, b, dv) = (
-                        usize_lit(sp.bins),
-                        f32_tokens(sp.bound),
-                        f32_tokens(sp.divisor),
-                    );
-                    (
-                        format_ident!("SPLINE{}", i),
-                        quote!(#fl::Elementwise::Spline(#fl::Spline { bins: #k, bound: #b, divisor: #dv, style: #style })),
-                    )
-                }
-            };
+            let (t, value) = elementwise_tokens(&fl, i, elementwise);
             consts.push(quote! {
                 const #t: #fl::Elementwise = #value;
             });
@@ -250,6 +308,39 @@ pub fn step(
                 None => quote!(None),
             };
             body.push(quote!(#fl::maf(tier, &#id, &#t, #inverse, n, &#xb[..], #xs, #cb, #cs, &mut #yb[..], #ys, #ld, &mut *flow_scratch);));
+        }
+        FlowStep::Coupling {
+            x,
+            ctx,
+            y,
+            logdet,
+            inverse,
+            net,
+            elementwise,
+        } => {
+            let id = format_ident!("coupling{}", i);
+            let n = net_tokens(rt, net, w);
+            setup.push(quote!(let #id = #n;));
+            let (t, value) = elementwise_tokens(&fl, i, elementwise);
+            consts.push(quote! {
+                const #t: #fl::Elementwise = #value;
+            });
+            let ((xb, xs), (yb, ys)) = (buf(x), buf(y));
+            let (cb, cs) = match ctx {
+                Some(c) => {
+                    let (cb, cs) = buf(c);
+                    (quote!(&#cb[..]), quote!(#cs))
+                }
+                None => (quote!(&[]), quote!(0)),
+            };
+            let ld = match logdet {
+                Some(l) => {
+                    let (lb, ls) = buf(l);
+                    quote!(Some((&mut #lb[..], #ls)))
+                }
+                None => quote!(None),
+            };
+            body.push(quote!(#fl::coupling(tier, &#id, &#t, #inverse, n, &#xb[..], #xs, #cb, #cs, &mut #yb[..], #ys, #ld, &mut *flow_scratch);));
         }
         FlowStep::LuLinear {
             src,

@@ -5,8 +5,9 @@ use serde_json::{Map, Value};
 
 use super::{quoted, Fields};
 use crate::ir::flow::{
-    AffineScale, AffineShift, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind,
-    MaskedLinear, Norm, ShiftClamp, Spline, SplineStyle,
+    AffineScale, AffineShift, CouplingElementwise, Flow, FlowMode, FlowTransform, Linear, Made,
+    MadeBlock, MadeKind, MaskedLinear, Norm, ResidualNet, ResidualNetBlock, ShiftClamp, Spline,
+    SplineStyle,
 };
 use crate::ir::{Activation, Op, Tensor};
 
@@ -323,6 +324,38 @@ impl Fields<'_> {
                 Some(FlowTransform::SplineAutoregressive {
                     made: Box::new(made?),
                     spline: spline?,
+                })
+            }
+            "affine_coupling" | "rqs_coupling" => {
+                let identity = self.o_tensor(
+                    &mut o,
+                    "identity",
+                    "integer tensor, the columns passed unchanged (nflows identity_features)",
+                    true,
+                );
+                let transform = self.o_tensor(
+                    &mut o,
+                    "transform",
+                    "integer tensor, the columns transformed (nflows transform_features)",
+                    true,
+                );
+                let net = self
+                    .req(&mut o, "net", "the conditioner (nflows ResidualNet)")
+                    .and_then(|n| self.residual_net(&format!("{path}.net"), n));
+                let elementwise = if kind == "affine_coupling" {
+                    self.req(&mut o, "scale", "how the scale is made from its parameter")
+                        .and_then(|s| self.scale(&format!("{path}.scale"), s))
+                        .map(|scale| CouplingElementwise::Affine { scale })
+                } else {
+                    self.req(&mut o, "spline", "the spline's bins, bound and style")
+                        .and_then(|s| self.spline(&format!("{path}.spline"), s))
+                        .map(CouplingElementwise::Spline)
+                };
+                Some(FlowTransform::Coupling {
+                    identity: identity?,
+                    transform: transform?,
+                    net: Box::new(net?),
+                    elementwise: elementwise?,
                 })
             }
             other => {
@@ -676,6 +709,71 @@ impl Fields<'_> {
             context: context?,
             blocks: blocks?,
             final_layer: final_layer?,
+        })
+    }
+
+    /// nflows' `ResidualNet`: `activation`, `initial`, `blocks`, `final`.
+    fn residual_net(&mut self, path: &str, v: &Value) -> Option<ResidualNet> {
+        let mut o = self.obj(path, v)?;
+        let activation = self.o_activation(&mut o, "activation");
+        let initial = self
+            .req(
+                &mut o,
+                "initial",
+                "the initial layer on [identity features, context]",
+            )
+            .and_then(|v| self.linear(&format!("{path}.initial"), v));
+        let blocks = match self.req(&mut o, "blocks", "the residual blocks (may be empty)") {
+            Some(Value::Array(a)) => {
+                let bs: Vec<Option<ResidualNetBlock>> = a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| self.net_block(&format!("{path}.blocks[{i}]"), b))
+                    .collect();
+                bs.into_iter().collect::<Option<Vec<_>>>()
+            }
+            Some(other) => {
+                self.problem(
+                    format!("{path}: field \"blocks\" must be a list, found {other}"),
+                    DOC,
+                );
+                None
+            }
+            None => None,
+        };
+        let final_layer = self
+            .req(&mut o, "final", "the output layer")
+            .and_then(|v| self.linear(&format!("{path}.final"), v));
+        self.o_finish(&o);
+        Some(ResidualNet {
+            activation: activation?,
+            initial: initial?,
+            blocks: blocks?,
+            final_layer: final_layer?,
+        })
+    }
+
+    fn net_block(&mut self, path: &str, v: &Value) -> Option<ResidualNetBlock> {
+        let mut o = self.obj(path, v)?;
+        let norms = match Self::field(&mut o, "batchnorm") {
+            None => Some(None),
+            Some(n) => self
+                .list(&format!("{path}.batchnorm"), n, 2, |f, p, x| f.norm(p, x))
+                .map(|v| <[Norm; 2]>::try_from(v).ok().map(Box::new)),
+        };
+        let linear = self
+            .req(&mut o, "linear", "the block's two linear layers")
+            .and_then(|l| self.list(&format!("{path}.linear"), l, 2, |f, p, x| f.linear(p, x)))
+            .and_then(|v| <[Linear; 2]>::try_from(v).ok());
+        let context = match Self::field(&mut o, "context") {
+            None => Some(None),
+            Some(c) => self.linear(&format!("{path}.context"), c).map(Some),
+        };
+        self.o_finish(&o);
+        Some(ResidualNetBlock {
+            norms: norms?,
+            linear: Box::new(linear?),
+            context: context?,
         })
     }
 

@@ -3,8 +3,8 @@
 
 use super::NodeCheck;
 use crate::ir::flow::{
-    AffineScale, AffineShift, Flow, FlowMode, FlowTransform, Made, MadeBlock, MadeKind,
-    MaskedLinear, Norm, Spline, SplineStyle,
+    AffineScale, AffineShift, CouplingElementwise, Flow, FlowMode, FlowTransform, Linear, Made,
+    MadeBlock, MadeKind, MaskedLinear, Norm, ResidualNet, Spline, SplineStyle,
 };
 use crate::ir::Tensor;
 
@@ -107,29 +107,7 @@ impl NodeCheck<'_> {
                 made, scale, shift, ..
             } => {
                 let mut ok = self.affine_shift(path, shift);
-                ok &= match *scale {
-                    AffineScale::Softplus { threshold, eps } => {
-                        let good = !threshold.is_nan()
-                            && eps.is_finite()
-                            && eps > 0.0
-                            && (eps as f32) > 0.0;
-                        if !good {
-                            self.report(format!("{path}.scale: threshold = {threshold}, eps = {eps} are invalid"), "eps must be > 0 so that the scale is positive (nflows: threshold 20, eps 1e-3)");
-                        }
-                        good
-                    }
-                    AffineScale::SoftClipExp { bound } => {
-                        let good = bound.is_finite() && bound > 0.0;
-                        if !good {
-                            self.report(
-                                format!("{path}.scale: bound = {bound} is invalid"),
-                                "the bound is −ln(slope) > 0 (zuko: 6.907755278982137)",
-                            );
-                        }
-                        good
-                    }
-                    _ => self.affine_scale(path, scale),
-                };
+                ok &= self.scale_ok(path, scale);
                 ok &= self.made(&format!("{path}.made"), made, d, c, 2);
                 ok
             }
@@ -138,7 +116,240 @@ impl NodeCheck<'_> {
                 // Without valid bins the parameter count is unknown.
                 ok && self.made(&format!("{path}.made"), made, d, c, spline.params())
             }
+            FlowTransform::Coupling {
+                identity,
+                transform,
+                net,
+                elementwise,
+            } => {
+                let mut ok = match elementwise {
+                    CouplingElementwise::Affine { scale } => self.scale_ok(path, scale),
+                    CouplingElementwise::Spline(s) => self.spline(&format!("{path}.spline"), s),
+                };
+                let n = self.coupling_split(path, identity, transform, d);
+                ok &= n.is_some();
+                if let (Some((ni, nt)), true) = (n, ok) {
+                    ok &= self.residual_net(
+                        &format!("{path}.net"),
+                        net,
+                        ni,
+                        c,
+                        nt * elementwise.params(),
+                    );
+                }
+                ok
+            }
         }
+    }
+
+    /// The scale of an affine transform.
+    fn scale_ok(&mut self, path: &str, scale: &AffineScale) -> bool {
+        match *scale {
+            AffineScale::Softplus { threshold, eps } => {
+                let good =
+                    !threshold.is_nan() && eps.is_finite() && eps > 0.0 && (eps as f32) > 0.0;
+                if !good {
+                    self.report(format!("{path}.scale: threshold = {threshold}, eps = {eps} are invalid"), "eps must be > 0 so that the scale is positive (nflows: threshold 20, eps 1e-3)");
+                }
+                good
+            }
+            AffineScale::SoftClipExp { bound } => {
+                let good = bound.is_finite() && bound > 0.0;
+                if !good {
+                    self.report(
+                        format!("{path}.scale: bound = {bound} is invalid"),
+                        "the bound is −ln(slope) > 0 (zuko: 6.907755278982137)",
+                    );
+                }
+                good
+            }
+            _ => self.affine_scale(path, scale),
+        }
+    }
+
+    /// The `identity` and `transform` columns of a coupling layer: a partition of `0..D` with
+    /// at least one transformed column. Returns their counts.
+    fn coupling_split(
+        &mut self,
+        path: &str,
+        identity: &Tensor,
+        transform: &Tensor,
+        d: usize,
+    ) -> Option<(usize, usize)> {
+        const HINT: &str = "export the layer's identity_features and transform_features buffers: together each column 0..D once (nflows: mask <= 0 and mask > 0)";
+        let mut ok = true;
+        for (key, t) in [("identity", identity), ("transform", transform)] {
+            if t.shape.len() != 1 {
+                self.at(
+                    &format!("{path}.{key}"),
+                    t,
+                    format!("has shape {:?}, expected a list of columns [n]", t.shape),
+                    HINT,
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        if transform.data.is_empty() {
+            self.at(
+                &format!("{path}.transform"),
+                transform,
+                "is empty: a coupling layer transforms at least one column".into(),
+                HINT,
+            );
+            return None;
+        }
+        let mut seen: Vec<Option<&str>> = vec![None; d];
+        for (key, t) in [("identity", identity), ("transform", transform)] {
+            for (i, &v) in t.data.iter().enumerate() {
+                let col = v as usize;
+                if v < 0.0 || col >= d {
+                    self.at(
+                        &format!("{path}.{key}"),
+                        t,
+                        format!("entry {i} is column {v}, outside 0..{d}"),
+                        HINT,
+                    );
+                    return None;
+                }
+                if let Some(first) = seen[col] {
+                    self.at(
+                        &format!("{path}.{key}"),
+                        t,
+                        format!("entry {i} is column {col}, already listed in \"{first}\": identity and transform columns must be a partition of 0..{d}"),
+                        HINT,
+                    );
+                    return None;
+                }
+                seen[col] = Some(key);
+            }
+        }
+        if let Some(col) = seen.iter().position(Option::is_none) {
+            let missing = seen.iter().filter(|s| s.is_none()).count();
+            self.at(
+                &format!("{path}.transform"),
+                transform,
+                format!("column {col} is neither an identity nor a transform column ({missing} missing): identity and transform columns must be a partition of 0..{d}"),
+                HINT,
+            );
+            return None;
+        }
+        Some((identity.data.len(), transform.data.len()))
+    }
+
+    /// A linear layer `[n_out, n_in]` with an optional bias; `n_out` from its weight when `None`.
+    fn dense_at(
+        &mut self,
+        path: &str,
+        l: &Linear,
+        n_out: Option<usize>,
+        n_in: usize,
+        why: &str,
+    ) -> Option<usize> {
+        let n = n_out
+            .or_else(|| l.weight.shape.first().copied())
+            .unwrap_or(0);
+        let mut ok = self.shape_at(path, &l.weight, &[n, n_in], why);
+        if ok && n == 0 {
+            self.at(
+                path,
+                &l.weight,
+                "has no output units".into(),
+                "a layer needs at least one unit",
+            );
+            ok = false;
+        }
+        if let Some(b) = &l.bias {
+            ok &= self.shape_at(path, b, &[n], "one entry per output unit");
+        }
+        ok.then_some(n)
+    }
+
+    /// nflows' `ResidualNet` on `n_in` identity features (and the context), `n_out` outputs.
+    fn residual_net(
+        &mut self,
+        path: &str,
+        net: &ResidualNet,
+        n_in: usize,
+        c: Option<usize>,
+        n_out: usize,
+    ) -> bool {
+        self.activation(&net.activation);
+        let cw = c.unwrap_or(0);
+        let Some(h) = self.dense_at(
+            &format!("{path}.initial"),
+            &net.initial,
+            None,
+            n_in + cw,
+            "[hidden, identity columns + context width]: nflows' initial layer reads cat(x[identity], context)",
+        ) else {
+            return false;
+        };
+        let mut ok = true;
+        for (i, b) in net.blocks.iter().enumerate() {
+            let bp = format!("{path}.blocks[{i}]");
+            if let Some(n) = &b.norms {
+                ok &= self.norm(&format!("{bp}.batchnorm[0]"), &n[0], h);
+                ok &= self.norm(&format!("{bp}.batchnorm[1]"), &n[1], h);
+            }
+            for q in 0..2 {
+                ok &= self
+                    .dense_at(
+                        &format!("{bp}.linear[{q}]"),
+                        &b.linear[q],
+                        Some(h),
+                        h,
+                        "[hidden, hidden]",
+                    )
+                    .is_some();
+            }
+            if let Some(cl) = &b.context {
+                if c.is_none() {
+                    self.at(
+                        &format!("{bp}.context"),
+                        &cl.weight,
+                        "belongs to a conditional net, but the flow has no \"context\"".into(),
+                        "give the flow node a \"context\" value",
+                    );
+                    ok = false;
+                } else {
+                    ok &= self
+                        .dense_at(
+                            &format!("{bp}.context"),
+                            &cl,
+                            Some(h),
+                            cw,
+                            "[hidden, context width]",
+                        )
+                        .is_some();
+                }
+            }
+        }
+        let fl = &net.final_layer;
+        if fl.weight.shape.first() != Some(&n_out) || fl.weight.shape.len() != 2 {
+            self.at(
+                &format!("{path}.final"),
+                &fl.weight,
+                format!(
+                    "has shape {:?}, expected [{n_out}, {h}] (parameters per transformed column × transformed columns)",
+                    fl.weight.shape
+                ),
+                "an affine coupling has 2 parameters per transformed column ([shift, scale] blocks), a spline with K bins 3K − 1 (K = \"bins\" of its \"spline\"); re-export the flow, see docs/flows.md",
+            );
+            return false;
+        }
+        ok &= self
+            .dense_at(
+                &format!("{path}.final"),
+                fl,
+                Some(n_out),
+                h,
+                "[outputs, hidden]",
+            )
+            .is_some();
+        ok
     }
 
     fn spline(&mut self, path: &str, s: &Spline) -> bool {

@@ -6,8 +6,8 @@
 
 use super::{Buf, Planner, Step};
 use crate::ir::flow::{
-    AffineScale, AffineShift, Flow, FlowMode, FlowTransform, Linear, Made, MadeBlock, MadeKind,
-    MaskedLinear, Norm, Spline, SplineStyle,
+    AffineScale, AffineShift, CouplingElementwise, Flow, FlowMode, FlowTransform, Linear, Made,
+    MadeBlock, MadeKind, MaskedLinear, Norm, ResidualNet, Spline, SplineStyle,
 };
 use crate::ir::{Activation, Tensor};
 
@@ -44,6 +44,16 @@ pub enum FlowStep {
         logdet: Option<Buf>,
         inverse: bool,
         made: Box<MadePlan>,
+        elementwise: ElementwisePlan,
+    },
+    /// A coupling transform (`runtime::flow::coupling`).
+    Coupling {
+        x: Buf,
+        ctx: Option<Buf>,
+        y: Buf,
+        logdet: Option<Buf>,
+        inverse: bool,
+        net: Box<NetPlan>,
         elementwise: ElementwisePlan,
     },
     /// nflows' `LULinear` (`runtime::flow::lu_linear`): `lower`, `upper` `[D][D]`, `bias` `[D]`
@@ -170,6 +180,166 @@ pub struct MadePlan {
     pub per_row: usize,
     /// Multiply-adds per row of the one-sweep evaluation.
     pub macs: usize,
+}
+
+/// A coupling layer's conditioner (`runtime::flow::Coupling`); `(weight, bias)` are blob
+/// indices of a dense layer packed `[n_in][padded(n_out)]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetPlan {
+    pub features: usize,
+    pub context: usize,
+    pub identity: Vec<u32>,
+    pub transform: Vec<u32>,
+    pub hidden: usize,
+    pub activation: Activation,
+    pub initial: (usize, usize),
+    pub blocks: Vec<NetBlockPlan>,
+    /// Per transformed feature, `[H][padded(params)]` blocks; the bias feature-major.
+    pub final_layer: (usize, usize),
+    pub params: usize,
+    /// Scratch floats per row the kernel needs.
+    pub per_row: usize,
+    /// Multiply-adds per row.
+    pub macs: usize,
+}
+
+/// `runtime::flow::NetBlock`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetBlockPlan {
+    /// `(mul, add)` of each batch norm.
+    pub norms: Option<[(usize, usize); 2]>,
+    pub linear: [(usize, usize); 2],
+    pub context: Option<(usize, usize)>,
+}
+
+/// A dense layer packed `[n_in][padded(n_out)]` (+ slack), its bias (zeros when absent).
+fn dense_arrays(p: &mut Planner, node: &str, at: &str, l: &Linear) -> (usize, usize) {
+    let (n_out, n_in) = (l.weight.shape[0], l.weight.shape[1]);
+    let gp = padded(n_out);
+    let mut packed = vec![0.0f32; n_in * gp + SLACK];
+    for o in 0..n_out {
+        for v in 0..n_in {
+            packed[v * gp + o] = l.weight.data[o * n_in + v];
+        }
+    }
+    let w = p.array(
+        packed,
+        format!(
+            "{node}: {at} weight ({}), packed [n_in][n_out]",
+            l.weight.name
+        ),
+    );
+    let bias: Vec<f32> = match &l.bias {
+        Some(b) => b.data.clone(),
+        None => vec![0.0; n_out],
+    };
+    let b = p.array(
+        bias.into_iter().chain([0.0; SLACK]).collect::<Vec<f32>>(),
+        format!("{node}: {at} bias"),
+    );
+    (w, b)
+}
+
+/// Lowers a (validated) coupling layer's net; `rows(j, q)` is the net output row of parameter
+/// `q` of transformed feature `j`.
+#[allow(clippy::too_many_arguments)]
+fn lower_net(
+    p: &mut Planner,
+    node: &str,
+    at: &str,
+    net: &ResidualNet,
+    identity: &[u32],
+    transform: &[u32],
+    d: usize,
+    c: usize,
+    m: usize,
+    row: impl Fn(usize, usize) -> usize,
+) -> NetPlan {
+    let h = net.initial.weight.shape[0];
+    let initial = dense_arrays(p, node, &format!("{at}.net.initial"), &net.initial);
+    let mut blocks = Vec::new();
+    for (i, b) in net.blocks.iter().enumerate() {
+        let bp = format!("{at}.net.blocks[{i}]");
+        let norms = b.norms.as_ref().map(|n| {
+            let mut f = |q: usize| {
+                let (mul, add) = n[q].affine();
+                let mul = p.array(
+                    mul.iter()
+                        .map(|&v| v as f32)
+                        .chain([0.0; SLACK])
+                        .collect::<Vec<f32>>(),
+                    format!("{node}: {bp}.batchnorm[{q}] gamma / sqrt(var + eps)"),
+                );
+                let add = p.array(
+                    add.iter()
+                        .map(|&v| v as f32)
+                        .chain([0.0; SLACK])
+                        .collect::<Vec<f32>>(),
+                    format!("{node}: {bp}.batchnorm[{q}] beta - mean * gamma / sqrt(var + eps)"),
+                );
+                (mul, add)
+            };
+            [f(0), f(1)]
+        });
+        let linear = [
+            dense_arrays(p, node, &format!("{bp}.linear[0]"), &b.linear[0]),
+            dense_arrays(p, node, &format!("{bp}.linear[1]"), &b.linear[1]),
+        ];
+        let context = b
+            .context
+            .as_ref()
+            .map(|l| dense_arrays(p, node, &format!("{bp}.context"), l));
+        blocks.push(NetBlockPlan {
+            norms,
+            linear,
+            context,
+        });
+    }
+    let fl = &net.final_layer;
+    let gp = padded(m);
+    let mut packed = Vec::new();
+    let mut bias = Vec::new();
+    for j in 0..transform.len() {
+        for v in 0..h {
+            for q in 0..gp {
+                packed.push(if q < m {
+                    fl.weight.data[row(j, q) * h + v]
+                } else {
+                    0.0
+                });
+            }
+        }
+        for q in 0..m {
+            bias.push(fl.bias.as_ref().map_or(0.0, |b| b.data[row(j, q)]));
+        }
+    }
+    packed.extend([0.0; SLACK]);
+    bias.extend([0.0; SLACK]);
+    let fw = p.array(
+        packed,
+        format!(
+            "{node}: {at}.net.final weight ({}), packed per transformed feature",
+            fl.weight.name
+        ),
+    );
+    let fb = p.array(
+        bias,
+        format!("{node}: {at}.net.final bias, per transformed feature"),
+    );
+    NetPlan {
+        features: d,
+        context: c,
+        identity: identity.to_vec(),
+        transform: transform.to_vec(),
+        hidden: h,
+        activation: net.activation,
+        initial,
+        blocks,
+        final_layer: (fw, fb),
+        params: m,
+        per_row: 2 * d + identity.len() + c + 4 * h + m + 1,
+        macs: net.macs(),
+    }
 }
 
 /// `runtime::flow::ContextLayer`.
@@ -749,6 +919,50 @@ pub(super) fn plan(p: &mut Planner, name: &str, fl: &Flow, d: usize, c: usize) {
                         clamp,
                         shift: ShiftPlan::of(shift),
                     },
+                });
+                cur = dst;
+            }
+            FlowTransform::Coupling {
+                identity,
+                transform,
+                net,
+                elementwise,
+            } => {
+                let cols = |t: &Tensor| t.data.iter().map(|&v| v as u32).collect::<Vec<u32>>();
+                let (id, tr) = (cols(identity), cols(transform));
+                let n = tr.len();
+                let (plan, ew) = match elementwise {
+                    // nflows: outputs [shift (n) | unconstrained scale (n)]; per feature here
+                    // (shift, scale).
+                    CouplingElementwise::Affine { scale } => {
+                        let (scale, clamp) = scale_plan(scale);
+                        (
+                            lower_net(p, name, &at, net, &id, &tr, d, c, 2, |j, q| q * n + j),
+                            ElementwisePlan::Affine {
+                                scale,
+                                scale_param: 1,
+                                clamp,
+                                shift: ShiftPlan::of(&AffineShift::default()),
+                            },
+                        )
+                    }
+                    CouplingElementwise::Spline(sp) => {
+                        let m = sp.params();
+                        (
+                            lower_net(p, name, &at, net, &id, &tr, d, c, m, |j, q| j * m + q),
+                            ElementwisePlan::Spline(spline_plan(sp)),
+                        )
+                    }
+                };
+                let dst = other(cur);
+                steps.push(FlowStep::Coupling {
+                    x: cur,
+                    ctx,
+                    y: dst,
+                    logdet,
+                    inverse: sample,
+                    net: Box::new(plan),
+                    elementwise: ew,
                 });
                 cur = dst;
             }
