@@ -24,6 +24,13 @@ seeds, CPU, deterministic), then exported with `flashc_export.nflows`:
                    RandomPermutation, LULinear]
   zuko_nsf         zuko.flows.NSF(16, 12, bins=8, transforms=3, hidden_features=(64, 64)): splines on
                    [-5, 5], soft-clipped logits
+  nflows_rqs_coupling
+                   4 × [PiecewiseRationalQuadraticCouplingTransform (alternating mask, 8 bins, linear
+                   tails, tail bound 3, ResidualNet hidden 64, 2 blocks, batch norm, ReLU),
+                   LULinear (steps 0, 2) / RandomPermutation (steps 1, 3)]
+  nflows_affine_coupling
+                   6 × [AffineCouplingTransform (alternating mask, ResidualNet hidden 48, 2 blocks,
+                   ReLU), RandomPermutation]
 
 and for each `<name>_log_prob`, the log density of the same flow (same weights file).
 
@@ -168,6 +175,46 @@ def nflows_rqs():
     return Flow(CompositeTransform(ts), StandardNormal([D]))
 
 
+def _residual_net(hidden, batch_norm):
+    from nflows.nn.nets import ResidualNet
+
+    return lambda n_in, n_out: ResidualNet(n_in, n_out, hidden_features=hidden, context_features=C, num_blocks=2,
+                                           use_batch_norm=batch_norm, activation=F.relu)
+
+
+def rqs_coupling():
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.coupling import PiecewiseRationalQuadraticCouplingTransform
+    from nflows.transforms.lu import LULinear
+    from nflows.transforms.permutations import RandomPermutation
+    from nflows.utils import create_alternating_binary_mask
+
+    ts = []
+    for i in range(4):
+        ts.append(PiecewiseRationalQuadraticCouplingTransform(
+            create_alternating_binary_mask(D, even=i % 2 == 0), _residual_net(64, True), num_bins=8, tails="linear",
+            tail_bound=3.0))
+        ts.append(LULinear(D, identity_init=True) if i % 2 == 0 else RandomPermutation(D))
+    return Flow(CompositeTransform(ts), StandardNormal([D]))
+
+
+def affine_coupling():
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.coupling import AffineCouplingTransform
+    from nflows.transforms.permutations import RandomPermutation
+    from nflows.utils import create_alternating_binary_mask
+
+    ts = []
+    for i in range(6):
+        ts.append(AffineCouplingTransform(create_alternating_binary_mask(D, even=i % 2 == 0), _residual_net(48, False)))
+        ts.append(RandomPermutation(D))
+    return Flow(CompositeTransform(ts), StandardNormal([D]))
+
+
 def zuko_nsf():
     import zuko
 
@@ -274,6 +321,10 @@ def main():
         "nflows_rqs": lambda: build("nflows_rqs", nflows_rqs, 800, SEED + 40, toy, "rational-quadratic spline MAF",
                                     spline=True),
         "zuko_nsf": lambda: build("zuko_nsf", zuko_nsf, 800, SEED + 50, toy, "neural spline flow (NSF)", spline=True),
+        "nflows_rqs_coupling": lambda: build("nflows_rqs_coupling", rqs_coupling, 800, SEED + 60, toy,
+                                             "rational-quadratic spline coupling flow", spline=True),
+        "nflows_affine_coupling": lambda: build("nflows_affine_coupling", affine_coupling, 800, SEED + 70, toy,
+                                                "affine coupling flow (RealNVP)"),
     }
     only = sys.argv[1:] or list(models)
     for name in only:

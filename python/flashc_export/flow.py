@@ -9,7 +9,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 MODES = ("sample", "log_prob")
-KINDS = ("permutation", "batchnorm", "affine_autoregressive", "rqs_autoregressive", "lu_linear")
+KINDS = ("permutation", "batchnorm", "affine_autoregressive", "rqs_autoregressive", "lu_linear", "affine_coupling",
+         "rqs_coupling")
 SCALE_KINDS = ("softplus", "soft_clip_exp", "sigmoid", "atan")
 
 
@@ -179,6 +180,8 @@ def validate_flow(node: dict, widths: Dict[str, int], shapes, where: str, values
                 c.p(f"{path}: \"eps\" is required (a non-negative number)")
         elif k == "lu_linear":
             _check_lu(c, t, path, d, values)
+        elif k in ("affine_coupling", "rqs_coupling"):
+            _check_coupling(c, t, path, d, cw, values)
         else:
             n_params = 2
             if k == "rqs_autoregressive":
@@ -230,6 +233,65 @@ def validate_flow(node: dict, widths: Dict[str, int], shapes, where: str, values
                 c.p(f"{mp}.final: {out} outputs, expected {n_params * d} ({n_params} parameters per feature"
                     + (", 3K - 1 for K bins)" if k == "rqs_autoregressive" else ")"))
     return c.problems, (d if node.get("mode") == "sample" else 1)
+
+
+def _check_coupling(c: "_Check", t: dict, path: str, d: int, cw: Optional[int], values):
+    """A coupling layer: its identity/transform columns (a partition of 0..D when the values are
+    known), its elementwise transform and its ResidualNet's shapes."""
+    if t["kind"] == "rqs_coupling":
+        m = _check_spline(c, t.get("spline"), f"{path}.spline")
+        if m is None:
+            return
+    else:
+        _check_scale(c, t.get("scale"), path)
+        m = 2
+    sh = {key: c.tensor(t, key, f"{path}.{key}") for key in ("identity", "transform")}
+    for key, v in sh.items():
+        if v is not None and len(v) != 1:
+            c.p(f"{path}.{key}: tensor {t[key]!r} has shape {v}, expected a list of columns [n]")
+            return
+    if values is not None and t.get("identity") in values and t.get("transform") in values:
+        cols = [int(v) for v in np.ravel(values[t["identity"]])] + [int(v) for v in np.ravel(values[t["transform"]])]
+        if sorted(cols) != list(range(d)) or len(np.ravel(values[t["transform"]])) == 0:
+            c.p(f"{path}: identity and transform columns {cols} are not a partition of 0..{d} with at least one "
+                "transformed column")
+    if c.shapes is None or sh["identity"] is None or sh["transform"] is None:
+        return
+    ni, nt = sh["identity"][0], sh["transform"][0]
+    net = t.get("net")
+    if not isinstance(net, dict):
+        c.p(f"{path}: \"net\" must be an object")
+        return
+    np_ = f"{path}.net"
+    ini = net.get("initial")
+    shp = c.tensor(ini, "weight", f"{np_}.initial") if isinstance(ini, dict) else None
+    if shp is None or len(shp) != 2 or shp[1] != ni + (cw or 0):
+        c.p(f"{np_}.initial: weight has shape {shp}, expected [hidden, {ni + (cw or 0)}] (identity columns + context)")
+        return
+    h = shp[0]
+    if "bias" in ini:
+        c.tensor(ini, "bias", f"{np_}.initial", [h])
+    for j, b in enumerate(net.get("blocks", [])):
+        bp = f"{np_}.blocks[{j}]"
+        if not isinstance(b, dict) or not isinstance(b.get("linear"), list) or len(b["linear"]) != 2:
+            c.p(f"{bp}: \"linear\" must list 2 layers")
+            continue
+        for q, n in enumerate(b.get("batchnorm", [])):
+            c.norm(n, f"{bp}.batchnorm[{q}]", h)
+        for q in range(2):
+            c.tensor(b["linear"][q], "weight", f"{bp}.linear[{q}]", [h, h])
+        if "context" in b:
+            if cw is None:
+                c.p(f"{bp}.context: the net is conditional but the flow has no \"context\"")
+            else:
+                c.tensor(b["context"], "weight", f"{bp}.context", [h, cw])
+    fin = net.get("final")
+    if isinstance(fin, dict):
+        c.tensor(fin, "weight", f"{np_}.final", [nt * m, h])
+        if "bias" in fin:
+            c.tensor(fin, "bias", f"{np_}.final", [nt * m])
+    else:
+        c.p(f"{np_}: \"final\" must be an object")
 
 
 def _check_spline(c: _Check, s, path: str) -> Optional[int]:
@@ -421,8 +483,45 @@ def _spline_params(t, T, x, c):
     return made(t["made"], T, x, c).reshape(x.shape[0], x.shape[1], n)
 
 
+def _residual_net(net: dict, T, x: np.ndarray, c: Optional[np.ndarray]) -> np.ndarray:
+    """nflows' ResidualNet at cat(x, c): [N, n_out]."""
+    a = net["activation"]
+    h = _linear(net["initial"], T, x if c is None else np.concatenate([x, c], axis=1))
+    for b in net["blocks"]:
+        t = h
+        if "batchnorm" in b:
+            t = _norm(b["batchnorm"][0], T, t)
+        t = _linear(b["linear"][0], T, _act(a, t))
+        if "batchnorm" in b:
+            t = _norm(b["batchnorm"][1], T, t)
+        t = _linear(b["linear"][1], T, _act(a, t))
+        if "context" in b:
+            t = t / (1.0 + np.exp(-_linear(b["context"], T, c)))
+        h = h + t
+    return _linear(net["final"], T, h)
+
+
+def _coupling(t, T, v, c, inverse: bool):
+    """A coupling layer forward (data -> noise) or inverted: (out, log|det| of that direction)."""
+    idc, trc = T[t["identity"]].astype(int).ravel(), T[t["transform"]].astype(int).ravel()
+    p = _residual_net(t["net"], T, v[:, idc], c)
+    n = len(trc)
+    out = v.copy()
+    if t["kind"] == "affine_coupling":
+        shift, s = p[:, :n], _scale(t["scale"], p[:, n:])
+        out[:, trc] = (v[:, trc] - shift) / s if inverse else v[:, trc] * s + shift
+        ld = np.log(s).sum(axis=1)
+        return out, (-ld if inverse else ld)
+    m = 3 * t["spline"]["bins"] - 1
+    y, lj = _spline(t["spline"], p.reshape(v.shape[0], n, m), v[:, trc], inverse)
+    out[:, trc] = y
+    return out, lj.sum(axis=1)
+
+
 def _forward(t, T, x, c):
     k = t["kind"]
+    if k in ("affine_coupling", "rqs_coupling"):
+        return _coupling(t, T, x, c, False)
     if k == "permutation":
         return x[:, T[t["permutation"]].astype(int)], np.zeros(x.shape[0])
     if k == "batchnorm":
@@ -446,6 +545,8 @@ def _inverse(t, T, y, c):
         return (y - T[t["bias"]]) / T[t["weight"]] * np.sqrt(T[t["var"]] + t["eps"]) + T[t["mean"]]
     if k == "lu_linear":
         return _lu_inverse(t, T, y)
+    if k in ("affine_coupling", "rqs_coupling"):
+        return _coupling(t, T, y, c, True)[0]
     x = np.zeros_like(y)
     if k == "rqs_autoregressive":
         for _ in range(y.shape[1]):

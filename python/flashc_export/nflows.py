@@ -10,7 +10,8 @@ samples, i.e. `flow._transform.inverse(z, context)`) and `models/jets_log_prob.j
 
 Supported: `CompositeTransform` (nested), `MaskedAffineAutoregressiveTransform` and
 `MaskedPiecewiseRationalQuadraticAutoregressiveTransform` with linear tails (MADE with
-residual or feed-forward blocks, context, batch norm), `RandomPermutation` /
+residual or feed-forward blocks, context, batch norm), `AffineCouplingTransform` and
+`PiecewiseRationalQuadraticCouplingTransform` with linear tails (conditioner `ResidualNet`), `RandomPermutation` /
 `ReversePermutation` / `Permutation`, `BatchNorm`, `LULinear`; base `StandardNormal`; no embedding net.
 Anything else is an `ExportError` naming the module and where it sits.
 """
@@ -24,7 +25,8 @@ from .builder import ExportError, GraphBuilder
 from .flow import write_flow_specs
 
 SUPPORTED = ("CompositeTransform", "MaskedAffineAutoregressiveTransform",
-             "MaskedPiecewiseRationalQuadraticAutoregressiveTransform (tails='linear')", "RandomPermutation", "ReversePermutation",
+             "MaskedPiecewiseRationalQuadraticAutoregressiveTransform (tails='linear')", "AffineCouplingTransform",
+             "PiecewiseRationalQuadraticCouplingTransform (tails='linear')", "RandomPermutation", "ReversePermutation",
              "Permutation", "BatchNorm", "LULinear")
 
 
@@ -61,6 +63,7 @@ class _Writer:
     def __init__(self, b: GraphBuilder, prefix: str):
         self.b = b
         self.prefix = prefix
+        self.context = 0
 
     def t(self, path: str, value) -> str:
         return self.b.tensor(self.prefix, path, _np(value))
@@ -121,9 +124,73 @@ class _Writer:
         m["final"] = self.masked(made.final_layer, f"{path}/final", degrees=False)
         return m
 
+    def residual_net(self, net, path: str, where: str, n_in: int, context: int) -> dict:
+        """nflows' ResidualNet reading cat(x[identity], context); a net without context gets zero
+        context columns in its initial layer."""
+        import torch
+        from nflows.nn.nets import ResidualNet
+
+        if type(net) is not ResidualNet:
+            raise ExportError(f"{where}: the transform net {type(net).__name__} is not nflows' ResidualNet")
+        w = net.initial_layer.weight
+        has_ctx = net.context_features is not None
+        if w.shape[1] != n_in + (net.context_features if has_ctx else 0):
+            raise ExportError(f"{where}: the initial layer reads {w.shape[1]} columns, expected {n_in} identity columns"
+                              + (f" + {net.context_features} context" if has_ctx else ""))
+        if has_ctx and net.context_features != context:
+            raise ExportError(f"{where}: the net reads {net.context_features} context columns, the flow has {context}")
+        if not has_ctx:
+            w = torch.cat([w, torch.zeros(w.shape[0], context, dtype=w.dtype)], dim=1)
+        acts = {id(b.activation) for b in net.blocks}
+        act = activation_of(net.blocks[0].activation, where) if net.blocks else {"kind": "relu"}
+        if len(acts) > 1:
+            raise ExportError(f"{where}: the blocks use different activations")
+        o = {"activation": act, "initial": {"weight": self.t(f"{path}/initial/weight", w)}}
+        if net.initial_layer.bias is not None:
+            o["initial"]["bias"] = self.t(f"{path}/initial/bias", net.initial_layer.bias)
+        blocks = []
+        for j, blk in enumerate(net.blocks):
+            bp, bw = f"{path}/blocks/{j}", f"{where}.blocks[{j}]"
+            b = {}
+            if blk.use_batch_norm:
+                b["batchnorm"] = [self.norm(blk.batch_norm_layers[q], f"{bp}/batchnorm/{q}", bw) for q in range(2)]
+            b["linear"] = [self.linear(blk.linear_layers[q], f"{bp}/linear/{q}") for q in range(2)]
+            if hasattr(blk, "context_layer") and has_ctx:
+                b["context"] = self.linear(blk.context_layer, f"{bp}/context")
+            blocks.append(b)
+        o["blocks"] = blocks
+        o["final"] = self.linear(net.final_layer, f"{path}/final")
+        return o
+
+    def coupling(self, t, path: str, where: str, features: int, context: int) -> dict:
+        from nflows.transforms.coupling import AffineCouplingTransform
+
+        if t.features != features:
+            raise ExportError(f"{where}: the coupling layer has {t.features} features, the flow {features}")
+        if t.unconditional_transform is not None:
+            raise ExportError(f"{where}: apply_unconditional_transform=True is not supported")
+        o = {"identity": self.i(f"{path}/identity", t.identity_features),
+             "transform": self.i(f"{path}/transform", t.transform_features)}
+        net = self.residual_net(t.transform_net, f"{path}/net", f"{where}.transform_net", t.num_identity_features, context)
+        if type(t) is AffineCouplingTransform:
+            # nflows 0.14 `_scale_and_shift`: shift = params[:, :n], scale = sigmoid(params[:, n:] + 2) + 1e-3.
+            return {"kind": "affine_coupling", **o, "scale": {"kind": "sigmoid", "factor": 1.0, "offset": 2.0, "eps": 1e-3},
+                    "net": net}
+        if t.tails != "linear":
+            raise ExportError(f"{where}: tails={t.tails!r} is not supported; use tails='linear' (identity outside "
+                              "[-tail_bound, tail_bound])")
+        # nflows divides the width and height logits by sqrt(hidden_features) of the ResidualNet.
+        return {"kind": "rqs_coupling", **o,
+                "spline": {"style": "nflows", "bins": int(t.num_bins), "bound": float(t.tail_bound),
+                           "divisor": float(np.sqrt(t.transform_net.hidden_features)),
+                           "min_bin_width": float(t.min_bin_width), "min_bin_height": float(t.min_bin_height),
+                           "min_derivative": float(t.min_derivative)},
+                "net": net}
+
     def transform(self, t, i: int, features: int) -> dict:
         from nflows.transforms.autoregressive import (
             MaskedAffineAutoregressiveTransform, MaskedPiecewiseRationalQuadraticAutoregressiveTransform)
+        from nflows.transforms.coupling import AffineCouplingTransform, PiecewiseRationalQuadraticCouplingTransform
         from nflows.transforms.lu import LULinear
         from nflows.transforms.made import MADE
         from nflows.transforms.normalization import BatchNorm
@@ -173,6 +240,8 @@ class _Writer:
                                "min_bin_width": float(t.min_bin_width), "min_bin_height": float(t.min_bin_height),
                                "min_derivative": float(t.min_derivative)},
                     "made": self.made(net, f"{path}/made", f"{where}.made", features)}
+        if type(t) in (AffineCouplingTransform, PiecewiseRationalQuadraticCouplingTransform):
+            return self.coupling(t, path, where, features, self.context)
         raise ExportError(f"{where}: nflows transform {type(t).__module__}.{type(t).__name__} is not supported; "
                           f"supported: {', '.join(SUPPORTED)}")
 
@@ -189,9 +258,11 @@ def flatten(transform) -> List:
     return [transform]
 
 
-def transforms_json(b: GraphBuilder, flow, features: int, prefix: str = "flow") -> List[dict]:
-    """The `transforms` list of a flow node for `flow` (tensors added to `b`)."""
+def transforms_json(b: GraphBuilder, flow, features: int, prefix: str = "flow", context: int = 0) -> List[dict]:
+    """The `transforms` list of a flow node for `flow` (tensors added to `b`); `context`: the
+    width of the flow's context (coupling nets read it)."""
     w = _Writer(b, prefix)
+    w.context = context
     return [w.transform(t, i, features) for i, t in enumerate(flatten(flow._transform))]
 
 
@@ -230,5 +301,5 @@ def export(path_prefix: str, name: str, flow, *, columns: Sequence[str], context
     b = GraphBuilder(dtype)
     b.declare("context", len(ctx_cols))
     b.declare("z", d)
-    transforms = transforms_json(b, flow, d)
+    transforms = transforms_json(b, flow, d, context=len(ctx_cols))
     return write_flow_specs(b, path_prefix, name, transforms, cols, ctx_cols, log_prob, description)

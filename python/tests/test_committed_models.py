@@ -58,10 +58,16 @@ EXPECTED = {
     "nflows_rqs_log_prob": (28, 0, 1),
     "zuko_nsf": (12, 16, 16),
     "zuko_nsf_log_prob": (28, 0, 1),
+    "nflows_rqs_coupling": (12, 16, 16),
+    "nflows_rqs_coupling_log_prob": (28, 0, 1),
+    "nflows_affine_coupling": (12, 16, 16),
+    "nflows_affine_coupling_log_prob": (28, 0, 1),
 }
 # Models reading another model's weights file (a flow's sampling and log-density models share one).
 WEIGHTS = {"nflows_maf_log_prob": "nflows_maf", "nflows_maf20_log_prob": "nflows_maf20", "zuko_maf_log_prob": "zuko_maf",
-           "nflows_lu_maf_log_prob": "nflows_lu_maf", "nflows_rqs_log_prob": "nflows_rqs", "zuko_nsf_log_prob": "zuko_nsf"}
+           "nflows_lu_maf_log_prob": "nflows_lu_maf", "nflows_rqs_log_prob": "nflows_rqs", "zuko_nsf_log_prob": "zuko_nsf",
+           "nflows_rqs_coupling_log_prob": "nflows_rqs_coupling",
+           "nflows_affine_coupling_log_prob": "nflows_affine_coupling"}
 
 
 def test_model_list():
