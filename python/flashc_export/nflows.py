@@ -125,22 +125,18 @@ class _Writer:
         return m
 
     def residual_net(self, net, path: str, where: str, n_in: int, context: int) -> dict:
-        """nflows' ResidualNet reading cat(x[identity], context); a net without context gets zero
-        context columns in its initial layer."""
-        import torch
+        """nflows' ResidualNet reading cat(x[identity], context)."""
         from nflows.nn.nets import ResidualNet
 
         if type(net) is not ResidualNet:
             raise ExportError(f"{where}: the transform net {type(net).__name__} is not nflows' ResidualNet")
+        if net.context_features is None:
+            raise ExportError(f"{where}: the ResidualNet has no context_features, but the flow is conditional (nflows "
+                              "concatenates the context to its input)")
         w = net.initial_layer.weight
-        has_ctx = net.context_features is not None
-        if w.shape[1] != n_in + (net.context_features if has_ctx else 0):
-            raise ExportError(f"{where}: the initial layer reads {w.shape[1]} columns, expected {n_in} identity columns"
-                              + (f" + {net.context_features} context" if has_ctx else ""))
-        if has_ctx and net.context_features != context:
-            raise ExportError(f"{where}: the net reads {net.context_features} context columns, the flow has {context}")
-        if not has_ctx:
-            w = torch.cat([w, torch.zeros(w.shape[0], context, dtype=w.dtype)], dim=1)
+        if net.context_features != context or w.shape[1] != n_in + context:
+            raise ExportError(f"{where}: the initial layer reads {w.shape[1]} columns ({net.context_features} context), "
+                              f"expected {n_in} identity columns + {context} context")
         acts = {id(b.activation) for b in net.blocks}
         act = activation_of(net.blocks[0].activation, where) if net.blocks else {"kind": "relu"}
         if len(acts) > 1:
@@ -155,7 +151,7 @@ class _Writer:
             if blk.use_batch_norm:
                 b["batchnorm"] = [self.norm(blk.batch_norm_layers[q], f"{bp}/batchnorm/{q}", bw) for q in range(2)]
             b["linear"] = [self.linear(blk.linear_layers[q], f"{bp}/linear/{q}") for q in range(2)]
-            if hasattr(blk, "context_layer") and has_ctx:
+            if hasattr(blk, "context_layer"):
                 b["context"] = self.linear(blk.context_layer, f"{bp}/context")
             blocks.append(b)
         o["blocks"] = blocks

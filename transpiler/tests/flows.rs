@@ -707,3 +707,184 @@ fn bad_splines_are_named() {
         ],
     );
 }
+
+/// Tensors and JSON of a ResidualNet (hidden 4) under prefix `p`, reading `n_in` identity columns
+/// and the context, with `n_out` outputs; `bn`: batch norms in its first block; the first block
+/// is gated by the context, the second is not.
+fn residual_net(p: &str, n_in: usize, n_out: usize, bn: bool, seed: u64) -> (Value, Vec<Raw>) {
+    const HN: usize = 4;
+    let mut w = vec![
+        rand(&format!("{p}/initial/weight"), &[HN, n_in + C], seed, 0.6),
+        rand(&format!("{p}/initial/bias"), &[HN], seed + 1, 0.1),
+        rand(&format!("{p}/final/weight"), &[n_out, HN], seed + 2, 0.5),
+        rand(&format!("{p}/final/bias"), &[n_out], seed + 3, 0.2),
+        rand(&format!("{p}/b0/context/weight"), &[HN, C], seed + 4, 0.6),
+        rand(&format!("{p}/b0/context/bias"), &[HN], seed + 5, 0.2),
+    ];
+    let lin = |q: &str, s: u64, w: &mut Vec<Raw>| {
+        w.push(rand(&format!("{p}/{q}/weight"), &[HN, HN], s, 0.5));
+        w.push(rand(&format!("{p}/{q}/bias"), &[HN], s + 1, 0.1));
+        json!({"weight": format!("{p}/{q}/weight"), "bias": format!("{p}/{q}/bias")})
+    };
+    let (l00, l01) = (lin("b0/l0", seed + 10, &mut w), lin("b0/l1", seed + 12, &mut w));
+    let (l10, l11) = (lin("b1/l0", seed + 14, &mut w), lin("b1/l1", seed + 16, &mut w));
+    let mut b0 = json!({"linear": [l00, l01],
+                        "context": {"weight": format!("{p}/b0/context/weight"), "bias": format!("{p}/b0/context/bias")}});
+    if bn {
+        w.extend(norm_tensors(&format!("{p}/b0/bn0"), HN, seed + 20));
+        w.extend(norm_tensors(&format!("{p}/b0/bn1"), HN, seed + 30));
+        b0["batchnorm"] = json!([norm(&format!("{p}/b0/bn0")), norm(&format!("{p}/b0/bn1"))]);
+    }
+    let net = json!({"activation": {"kind": "tanh"},
+                     "initial": {"weight": format!("{p}/initial/weight"), "bias": format!("{p}/initial/bias")},
+                     "blocks": [b0, {"linear": [l10, l11]}],
+                     "final": {"weight": format!("{p}/final/weight"), "bias": format!("{p}/final/bias")}});
+    (net, w)
+}
+
+/// The demo flow with an affine coupling layer (identity column 1, columns 0 and 2 transformed,
+/// nflows' sigmoid scale) and a spline coupling layer (identity 0 and 2, column 1 through a
+/// 3-bin spline with nflows' logit divisor) appended.
+fn couplings(s: &mut Value, w: &mut Vec<Raw>) {
+    let (a, wa) = residual_net("ca", 1, 2 * 2, true, 70);
+    let (r, wr) = residual_net("cr", 2, 8, false, 80);
+    w.extend(wa);
+    w.extend(wr);
+    w.push(ints("ca/identity", &[1]));
+    w.push(ints("ca/transform", &[0, 2]));
+    w.push(ints("cr/identity", &[0, 2]));
+    w.push(ints("cr/transform", &[1]));
+    let ts = transforms(s).as_array_mut().unwrap();
+    ts.push(json!({"kind": "affine_coupling", "identity": "ca/identity", "transform": "ca/transform",
+                   "scale": {"kind": "sigmoid", "factor": 1.0, "offset": 2.0, "eps": 1e-3}, "net": a}));
+    ts.push(json!({"kind": "rqs_coupling", "identity": "cr/identity", "transform": "cr/transform",
+                   "spline": {"style": "nflows", "bins": 3, "bound": 2.0, "divisor": 2.0, "min_bin_width": 1e-3,
+                              "min_bin_height": 1e-3, "min_derivative": 1e-3},
+                   "net": r}));
+}
+
+/// Coupling layers in the f64 reference (log p from the sampling map by the change of
+/// variables); both models compile to valid Rust calling the coupling kernel.
+#[test]
+fn coupling_layers_in_reference_and_codegen() {
+    let d = tempfile::tempdir().unwrap();
+    let sample = transpiler::load(flow(d.path(), "cs", "sample", couplings)).unwrap();
+    let density = transpiler::load(flow(d.path(), "cl", "log_prob", couplings)).unwrap();
+    let eval = transpiler::reference::eval_row;
+    for (k, (z, c)) in [
+        ([0.3, -1.2, 0.7], [0.5, -0.2]),
+        ([-1.5, 0.1, 2.5], [-1.0, 1.3]),
+        ([0.9, 0.4, -0.3], [0.2, 0.0]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = eval(sample.model(), &c, &z).unwrap();
+        let h = 1e-6;
+        let mut jac = [[0.0f64; D]; D];
+        for j in 0..D {
+            let (mut zp, mut zm) = (z, z);
+            zp[j] += h;
+            zm[j] -= h;
+            let (xp, xm) = (
+                eval(sample.model(), &c, &zp).unwrap(),
+                eval(sample.model(), &c, &zm).unwrap(),
+            );
+            for i in 0..D {
+                jac[i][j] = (xp[i] - xm[i]) / (2.0 * h);
+            }
+        }
+        let det = jac[0][0] * (jac[1][1] * jac[2][2] - jac[1][2] * jac[2][1])
+            - jac[0][1] * (jac[1][0] * jac[2][2] - jac[1][2] * jac[2][0])
+            + jac[0][2] * (jac[1][0] * jac[2][1] - jac[1][1] * jac[2][0]);
+        let log_n: f64 =
+            z.iter().map(|v| -0.5 * v * v).sum::<f64>() - 1.5 * std::f64::consts::TAU.ln();
+        let want = log_n - det.abs().ln();
+        let input: Vec<f64> = x.iter().copied().chain(c).collect();
+        let got = eval(density.model(), &input, &[]).unwrap()[0];
+        assert!(
+            (got - want).abs() < 1e-5,
+            "point {k}: log_prob {got} vs change of variables {want}"
+        );
+    }
+    for m in [&sample, &density] {
+        let code = transpiler::generate(m, &quote::quote!(::runtime)).0;
+        syn::parse_file(&code).unwrap();
+        for needle in ["flow::coupling", "NetBlock", "Scale::Sigmoid", "divisor: 2"] {
+            assert!(code.contains(needle), "generated code lacks {needle:?}");
+        }
+    }
+}
+
+/// Columns that are not a partition, parameter counts that do not match the bins, and net shapes
+/// are named by node, path and tensor.
+#[test]
+fn bad_coupling_layers_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let p = flow(d.path(), "overlap", "sample", |s, w| {
+        couplings(s, w);
+        let i = w.iter().position(|r| r.name == "ca/transform").unwrap();
+        w[i] = ints("ca/transform", &[1, 2]);
+        let i = w.iter().position(|r| r.name == "cr/transform").unwrap();
+        w[i] = ints("cr/transform", &[3]);
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "node \"x\" (op flow)",
+            "tensor \"ca/transform\": transforms[4].transform: entry 0 is column 1, already listed in \"identity\": identity and transform columns must be a partition of 0..3",
+            "tensor \"cr/transform\": transforms[5].transform: entry 0 is column 3, outside 0..3",
+            "hint: export the layer's identity_features and transform_features buffers",
+        ],
+    );
+    let p = flow(d.path(), "gap", "sample", |s, w| {
+        couplings(s, w);
+        let i = w.iter().position(|r| r.name == "cr/identity").unwrap();
+        w[i] = ints("cr/identity", &[0]);
+    });
+    assert_has(
+        &load_err(&p),
+        &["tensor \"cr/transform\": transforms[5].transform: column 2 is neither an identity nor a transform column (1 missing)"],
+    );
+    let p = flow(d.path(), "bins", "sample", |s, w| {
+        couplings(s, w);
+        transforms(s)[5]["spline"]["bins"] = json!(4);
+        let i = w.iter().position(|r| r.name == "ca/initial/weight").unwrap();
+        w[i] = rand("ca/initial/weight", &[4, 2], 3, 0.5);
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "tensor \"cr/final/weight\": transforms[5].net.final: has shape [8, 4], expected [11, 4] (parameters per transformed column × transformed columns)",
+            "a spline with K bins 3K − 1",
+            "tensor \"ca/initial/weight\": transforms[4].net.initial: has shape [4, 2], expected [4, 3] ([hidden, identity columns + context width]",
+            "2 problem(s) found",
+        ],
+    );
+    let p = flow(d.path(), "net", "sample", |s, w| {
+        couplings(s, w);
+        let i = w.iter().position(|r| r.name == "ca/b1/l0/weight").unwrap();
+        w[i] = rand("ca/b1/l0/weight", &[4, 5], 3, 0.5);
+        let i = w.iter().position(|r| r.name == "ca/b0/context/weight").unwrap();
+        w[i] = rand("ca/b0/context/weight", &[4, 3], 3, 0.5);
+        transforms(s)[5]["net"]["blocks"][0]["gate"] = json!(1);
+    });
+    assert_has(
+        &load_err(&p),
+        &["transforms[5].net.blocks[0]: unknown field(s) \"gate\""],
+    );
+    let p = flow(d.path(), "net2", "sample", |s, w| {
+        couplings(s, w);
+        let i = w.iter().position(|r| r.name == "ca/b1/l0/weight").unwrap();
+        w[i] = rand("ca/b1/l0/weight", &[4, 5], 3, 0.5);
+        let i = w.iter().position(|r| r.name == "ca/b0/context/weight").unwrap();
+        w[i] = rand("ca/b0/context/weight", &[4, 3], 3, 0.5);
+    });
+    assert_has(
+        &load_err(&p),
+        &[
+            "tensor \"ca/b1/l0/weight\": transforms[4].net.blocks[1].linear[0]: has shape [4, 5], expected [4, 4]",
+            "tensor \"ca/b0/context/weight\": transforms[4].net.blocks[0].context: has shape [4, 3], expected [4, 2]",
+        ],
+    );
+}

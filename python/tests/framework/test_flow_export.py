@@ -204,3 +204,90 @@ def test_validator_flags_flow_problems(tmp_path):
     spec["graph"][0]["mode"] = "backwards"
     problems = validate_spec(spec, shapes)
     assert any("'nope' is missing" in p for p in problems) and any('"mode"' in p for p in problems), problems
+
+
+def nflows_coupling_flow(kind, bn=True, seed=7):
+    """Coupling layers (a non-alternating mask included) with ResidualNet conditioners."""
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.nn.nets import ResidualNet
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.coupling import AffineCouplingTransform, PiecewiseRationalQuadraticCouplingTransform
+    from nflows.transforms.permutations import ReversePermutation
+
+    torch.manual_seed(seed)
+
+    def net(hidden, blocks):
+        return lambda n_in, n_out: ResidualNet(n_in, n_out, hidden_features=hidden, context_features=C,
+                                               num_blocks=blocks, use_batch_norm=bn, activation=F.tanh)
+
+    def layer(mask, hidden, blocks=2):
+        if kind == "affine":
+            return AffineCouplingTransform(mask, net(hidden, blocks))
+        return PiecewiseRationalQuadraticCouplingTransform(mask, net(hidden, blocks), num_bins=4, tails="linear",
+                                                           tail_bound=2.0)
+
+    ts = [layer([1, 0, 1, 0, 1], 12), ReversePermutation(D), layer([0, 0, 1, 1, 0], 9, 1), layer([-1, 1, 0, 0, 0], 10, 0)]
+    flow = Flow(CompositeTransform(ts), StandardNormal([D]))
+    flow.train()
+    c, x, _ = data()
+    for _ in range(2):
+        flow.log_prob(torch.tensor(x * 1.3 + 0.2), torch.tensor(c))
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return flow.eval()
+
+
+@pytest.mark.parametrize("kind,bn", [("affine", True), ("affine", False), ("rqs", True), ("rqs", False)])
+def test_nflows_coupling(tmp_path, kind, bn):
+    flow = nflows_coupling_flow(kind, bn)
+    c, x, z = data()
+    spec = fxn.export(str(tmp_path / "f"), "f", flow, columns=[f"x{i}" for i in range(D)],
+                      context_columns=[f"c{i}" for i in range(C)])[0]
+    ts = spec["graph"][0]["transforms"]
+    assert [t["kind"] for t in ts] == [f"{kind}_coupling", "permutation", f"{kind}_coupling", f"{kind}_coupling"]
+    if kind == "rqs":
+        assert ts[0]["spline"]["divisor"] == np.sqrt(12.0)
+    assert [len(t["net"]["blocks"]) for t in ts if "net" in t] == [2, 1, 0]
+    assert ("batchnorm" in ts[0]["net"]["blocks"][0]) == bn
+    assert st.dtypes(str(tmp_path / "f.safetensors"))[ts[0]["identity"]] == "I64"
+    flow64 = flow.double()
+    c64, x64, z64 = (torch.tensor(a, dtype=torch.float64) for a in (c, 2 * x, 2 * z))  # 2x: some beyond the bound 2
+    with torch.no_grad():
+        want_x = flow64._transform.inverse(z64, c64)[0].numpy()
+        want_lp = flow64.log_prob(x64, c64).numpy()[:, None]
+    assert_close(eval_exported(str(tmp_path / "f"), c, 2 * z), want_x, atol=1e-6, rtol=1e-6, what="samples")
+    assert_close(eval_exported(str(tmp_path / "f_log_prob"), np.concatenate([2 * x, c], axis=1)), want_lp, atol=1e-6,
+                 rtol=1e-6, what="log_prob")
+
+
+def test_nflows_coupling_refused(tmp_path):
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.nn.nets import ResidualNet
+    from nflows.transforms.coupling import PiecewiseRationalQuadraticCouplingTransform
+
+    make = lambda n_in, n_out: ResidualNet(n_in, n_out, 8, context_features=C)  # noqa: E731
+    t = PiecewiseRationalQuadraticCouplingTransform([1, 0, 1, 0, 1], make, num_bins=3, tails=None)
+    flow = Flow(t, StandardNormal([D])).eval()
+    with pytest.raises(ExportError, match="tails=None"):
+        fxn.export(str(tmp_path / "f"), "f", flow, columns=[f"x{i}" for i in range(D)], context_columns=[f"c{i}" for i in range(C)])
+
+
+def test_coupling_validation_names_path():
+    """A coupling layer whose columns are not a partition, and whose final layer has the wrong
+    parameter count, is reported with its path."""
+    from flashc_export.flow import validate_flow
+
+    node = {"input": "z", "context": "c", "mode": "sample", "base": "standard_normal",
+            "transforms": [{"kind": "rqs_coupling", "identity": "id", "transform": "tr",
+                            "spline": {"style": "nflows", "bins": 4, "bound": 2.0, "min_bin_width": 1e-3,
+                                       "min_bin_height": 1e-3, "min_derivative": 1e-3},
+                            "net": {"activation": {"kind": "relu"}, "initial": {"weight": "w0", "bias": "b0"},
+                                    "blocks": [], "final": {"weight": "wf", "bias": "bf"}}}]}
+    shapes = {"id": [2], "tr": [3], "w0": [8, 2 + C], "b0": [8], "wf": [3 * 12, 8], "bf": [3 * 12]}
+    values = {"id": np.array([0, 1]), "tr": np.array([1, 2, 3])}
+    problems, _ = validate_flow(node, {"z": D, "c": C}, shapes, "node", values)
+    assert any("transforms[0]" in p and "not a partition" in p for p in problems), problems
+    assert any("transforms[0].net.final" in p and "[33, 8]" in p for p in problems), problems
