@@ -726,8 +726,14 @@ fn residual_net(p: &str, n_in: usize, n_out: usize, bn: bool, seed: u64) -> (Val
         w.push(rand(&format!("{p}/{q}/bias"), &[HN], s + 1, 0.1));
         json!({"weight": format!("{p}/{q}/weight"), "bias": format!("{p}/{q}/bias")})
     };
-    let (l00, l01) = (lin("b0/l0", seed + 10, &mut w), lin("b0/l1", seed + 12, &mut w));
-    let (l10, l11) = (lin("b1/l0", seed + 14, &mut w), lin("b1/l1", seed + 16, &mut w));
+    let (l00, l01) = (
+        lin("b0/l0", seed + 10, &mut w),
+        lin("b0/l1", seed + 12, &mut w),
+    );
+    let (l10, l11) = (
+        lin("b1/l0", seed + 14, &mut w),
+        lin("b1/l1", seed + 16, &mut w),
+    );
     let mut b0 = json!({"linear": [l00, l01],
                         "context": {"weight": format!("{p}/b0/context/weight"), "bias": format!("{p}/b0/context/bias")}});
     if bn {
@@ -849,7 +855,10 @@ fn bad_coupling_layers_are_named() {
     let p = flow(d.path(), "bins", "sample", |s, w| {
         couplings(s, w);
         transforms(s)[5]["spline"]["bins"] = json!(4);
-        let i = w.iter().position(|r| r.name == "ca/initial/weight").unwrap();
+        let i = w
+            .iter()
+            .position(|r| r.name == "ca/initial/weight")
+            .unwrap();
         w[i] = rand("ca/initial/weight", &[4, 2], 3, 0.5);
     });
     assert_has(
@@ -865,7 +874,10 @@ fn bad_coupling_layers_are_named() {
         couplings(s, w);
         let i = w.iter().position(|r| r.name == "ca/b1/l0/weight").unwrap();
         w[i] = rand("ca/b1/l0/weight", &[4, 5], 3, 0.5);
-        let i = w.iter().position(|r| r.name == "ca/b0/context/weight").unwrap();
+        let i = w
+            .iter()
+            .position(|r| r.name == "ca/b0/context/weight")
+            .unwrap();
         w[i] = rand("ca/b0/context/weight", &[4, 3], 3, 0.5);
         transforms(s)[5]["net"]["blocks"][0]["gate"] = json!(1);
     });
@@ -877,7 +889,10 @@ fn bad_coupling_layers_are_named() {
         couplings(s, w);
         let i = w.iter().position(|r| r.name == "ca/b1/l0/weight").unwrap();
         w[i] = rand("ca/b1/l0/weight", &[4, 5], 3, 0.5);
-        let i = w.iter().position(|r| r.name == "ca/b0/context/weight").unwrap();
+        let i = w
+            .iter()
+            .position(|r| r.name == "ca/b0/context/weight")
+            .unwrap();
         w[i] = rand("ca/b0/context/weight", &[4, 3], 3, 0.5);
     });
     assert_has(
