@@ -57,19 +57,21 @@ impl Layer {
     fn f64(&self, x: &[f64]) -> Vec<f64> {
         (0..self.b.len())
             .map(|o| {
-                let mut y = self.b[o] as f64;
-                for v in 0..self.n_in {
-                    y += self.w[o * self.n_in + v] as f64 * x[v];
-                }
-                y
+                let row = &self.w[o * self.n_in..(o + 1) * self.n_in];
+                row.iter()
+                    .zip(x)
+                    .fold(self.b[o] as f64, |y, (&w, &x)| y + w as f64 * x)
             })
             .collect()
     }
 }
 
+/// A block: `(batch norms (mul, add), linear layers, gate)`.
+type Block = (Option<[(Vec<f32>, Vec<f32>); 2]>, [Layer; 2], Option<Layer>);
+
 struct Net {
     initial: Layer,
-    blocks: Vec<(Option<[(Vec<f32>, Vec<f32>); 2]>, [Layer; 2], Option<Layer>)>,
+    blocks: Vec<Block>,
     final_layer: Layer,
     /// Per transformed column packed `[H][padded(m)]`, rows `row(j, q)`.
     fpacked: Vec<f32>,

@@ -194,7 +194,7 @@ fn elementwise_tokens(
             };
             let (sp, hp) = (usize_lit(*scale_param), usize_lit(1 - *scale_param));
             let clamp = pair_tokens(*clamp);
-            let shift = shift_tokens(&fl, shift);
+            let shift = shift_tokens(fl, shift);
             (
                 format_ident!("AFFINE{}", i),
                 quote!(#fl::Elementwise::Affine(#fl::Affine { scale: #scale, scale_param: #sp, shift_param: #hp, clamp: #clamp, shift: #shift })),

@@ -318,7 +318,7 @@ impl NodeCheck<'_> {
                     ok &= self
                         .dense_at(
                             &format!("{bp}.context"),
-                            &cl,
+                            cl,
                             Some(h),
                             cw,
                             "[hidden, context width]",
