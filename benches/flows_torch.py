@@ -30,7 +30,8 @@ from flashc_export import st  # noqa: E402
 from flashc_export.nflows import flatten  # noqa: E402
 
 ARCH = {"nflows_maf": tfm.maf6, "nflows_maf20": tfm.maf20, "zuko_maf": tfm.zuko_maf, "nflows_lu_maf": tfm.lu_maf,
-        "nflows_rqs": tfm.nflows_rqs, "zuko_nsf": tfm.zuko_nsf}
+        "nflows_rqs": tfm.nflows_rqs, "zuko_nsf": tfm.zuko_nsf, "nflows_rqs_coupling": tfm.rqs_coupling,
+        "nflows_affine_coupling": tfm.affine_coupling}
 
 
 def load_zuko(flow, spec, w):
@@ -57,6 +58,7 @@ def load(flow, spec, w):
     """Copies the exported tensors into the nflows modules, in transform order."""
     from nflows.transforms.autoregressive import (
         MaskedAffineAutoregressiveTransform, MaskedPiecewiseRationalQuadraticAutoregressiveTransform)
+    from nflows.transforms.coupling import AffineCouplingTransform, PiecewiseRationalQuadraticCouplingTransform
     from nflows.transforms.lu import LULinear
     from nflows.transforms.normalization import BatchNorm
     from nflows.transforms.permutations import Permutation
@@ -101,6 +103,17 @@ def load(flow, spec, w):
                 if "context" in b:
                     masked(blk.context_layer, b["context"])
             masked(made.final_layer, m["final"])
+        elif isinstance(t, (AffineCouplingTransform, PiecewiseRationalQuadraticCouplingTransform)):
+            net, n = t.transform_net, js["net"]
+            masked(net.initial_layer, n["initial"])
+            for blk, b in zip(net.blocks, n["blocks"]):
+                for q in range(2):
+                    masked(blk.linear_layers[q], b["linear"][q])
+                    if "batchnorm" in b:
+                        bn(blk.batch_norm_layers[q], b["batchnorm"][q])
+                if "context" in b:
+                    masked(blk.context_layer, b["context"])
+            masked(net.final_layer, n["final"])
         else:
             raise SystemExit(f"unexpected module {type(t).__name__}")
 

@@ -29,8 +29,8 @@ seeds, CPU, deterministic), then exported with `flashc_export.nflows`:
                    tails, tail bound 3, ResidualNet hidden 64, 2 blocks, batch norm, ReLU),
                    LULinear (steps 0, 2) / RandomPermutation (steps 1, 3)]
   nflows_affine_coupling
-                   6 × [AffineCouplingTransform (alternating mask, ResidualNet hidden 48, 2 blocks,
-                   ReLU), RandomPermutation]
+                   3 × [AffineCouplingTransform (even columns), AffineCouplingTransform (odd
+                   columns), RandomPermutation] (ResidualNet hidden 48, 2 blocks, ReLU)
 
 and for each `<name>_log_prob`, the log density of the same flow (same weights file).
 
@@ -208,9 +208,12 @@ def affine_coupling():
     from nflows.transforms.permutations import RandomPermutation
     from nflows.utils import create_alternating_binary_mask
 
+    # Each pair of layers transforms every column once (a column never transformed would keep the
+    # base noise as its sample).
     ts = []
-    for i in range(6):
-        ts.append(AffineCouplingTransform(create_alternating_binary_mask(D, even=i % 2 == 0), _residual_net(48, False)))
+    for _ in range(3):
+        for even in (True, False):
+            ts.append(AffineCouplingTransform(create_alternating_binary_mask(D, even=even), _residual_net(48, False)))
         ts.append(RandomPermutation(D))
     return Flow(CompositeTransform(ts), StandardNormal([D]))
 
