@@ -903,3 +903,56 @@ fn bad_coupling_layers_are_named() {
         ],
     );
 }
+
+/// An unconditional flow of one spline coupling layer (no context, no gates): the log density
+/// integrates the change of variables of its forward map, and the model compiles.
+#[test]
+fn unconditional_coupling_layer() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = vec![
+        rand("u/initial/weight", &[4, 1], 1, 0.8),
+        rand("u/initial/bias", &[4], 2, 0.2),
+        rand("u/b0/l0/weight", &[4, 4], 3, 0.5),
+        rand("u/b0/l1/weight", &[4, 4], 4, 0.5),
+        rand("u/final/weight", &[2 * 8, 4], 5, 0.6),
+        ints("u/identity", &[1]),
+        ints("u/transform", &[2, 0]),
+    ];
+    w.push(rand("u/final/bias", &[2 * 8], 6, 0.3));
+    let spec = json!({
+        "format": "flashc/1", "name": "uc",
+        "inputs": [{"name": "x", "columns": cols("x", D)}],
+        "graph": [{"name": "lp", "op": "flow", "input": "x", "mode": "log_prob", "base": "standard_normal",
+                   "transforms": [{"kind": "rqs_coupling", "identity": "u/identity", "transform": "u/transform",
+                                   "spline": {"style": "nflows", "bins": 3, "bound": 2.0, "divisor": 2.0,
+                                              "min_bin_width": 1e-3, "min_bin_height": 1e-3, "min_derivative": 1e-3},
+                                   "net": {"activation": {"kind": "relu"},
+                                           "initial": {"weight": "u/initial/weight", "bias": "u/initial/bias"},
+                                           "blocks": [{"linear": [{"weight": "u/b0/l0/weight"}, {"weight": "u/b0/l1/weight"}]}],
+                                           "final": {"weight": "u/final/weight", "bias": "u/final/bias"}}}]}],
+        "outputs": [{"value": "lp", "columns": ["log_prob"]}]
+    });
+    let m = transpiler::load(write_model(d.path(), "uc", spec, &w)).unwrap();
+    let eval = |x: &[f64]| transpiler::reference::eval_row(m.model(), x, &[]).unwrap()[0];
+    // Column 1 passes unchanged and, given it, (x0, x2) ↦ (y0, y2) is a bijection: the density
+    // integrated over x0 and x2 is N(x1; 0, 1) (trapezoid rule on [−8, 8]², step 0.04).
+    for x1 in [0.4, -1.3] {
+        let (n, lo, step) = (401, -8.0, 0.04);
+        let mut total = 0.0;
+        for i in 0..n {
+            for j in 0..n {
+                let wi = if i == 0 || i == n - 1 { 0.5 } else { 1.0 };
+                let wj = if j == 0 || j == n - 1 { 0.5 } else { 1.0 };
+                let x = [lo + step * i as f64, x1, lo + step * j as f64];
+                total += wi * wj * eval(&x).exp();
+            }
+        }
+        total *= step * step;
+        let want = (-0.5 * x1 * x1).exp() / std::f64::consts::TAU.sqrt();
+        assert!(
+            (total - want).abs() < 1e-3 * want,
+            "x1 = {x1}: marginal {total} vs N(x1) {want}"
+        );
+    }
+    syn::parse_file(&transpiler::generate(&m, &quote::quote!(::runtime)).0).unwrap();
+}
