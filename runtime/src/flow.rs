@@ -536,6 +536,34 @@ pub fn maf_naive(
     )
 }
 
+/// Runs `$body` with `$S` the kernel type of `tier` (a tier this machine supports: `checked`
+/// falls back to one it has).
+macro_rules! on_tier {
+    ($tier:expr, $S:ident => $body:expr) => {
+        match crate::isa::checked($tier) {
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx512 => {
+                type $S = crate::simd::Avx512;
+                $body
+            }
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx2Fma => {
+                type $S = crate::simd::Avx2;
+                $body
+            }
+            #[cfg(target_arch = "aarch64")]
+            Tier::Neon => {
+                type $S = crate::simd::Neon;
+                $body
+            }
+            _ => {
+                type $S = crate::simd::Portable;
+                $body
+            }
+        }
+    };
+}
+
 fn run(
     tier: Tier,
     made: &Made,
@@ -625,60 +653,9 @@ fn run(
         ls,
     };
     let s = scratch.as_mut_ptr();
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn avx512(
-        m: &Made,
-        t: &Elementwise,
-        inv: bool,
-        naive: bool,
-        rows: usize,
-        rt: usize,
-        io: Io,
-        s: *mut f32,
-    ) {
-        unsafe { drive::<crate::simd::Avx512>(m, t, inv, naive, rows, rt, io, s) }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(
-        m: &Made,
-        t: &Elementwise,
-        inv: bool,
-        naive: bool,
-        rows: usize,
-        rt: usize,
-        io: Io,
-        s: *mut f32,
-    ) {
-        unsafe { drive::<crate::simd::Avx2>(m, t, inv, naive, rows, rt, io, s) }
-    }
-    #[cfg(target_arch = "aarch64")]
-    #[target_feature(enable = "neon")]
-    unsafe fn neon(
-        m: &Made,
-        t: &Elementwise,
-        inv: bool,
-        naive: bool,
-        rows: usize,
-        rt: usize,
-        io: Io,
-        s: *mut f32,
-    ) {
-        unsafe { drive::<crate::simd::Neon>(m, t, inv, naive, rows, rt, io, s) }
-    }
-    // SAFETY: the program and every buffer were checked above; `checked` returns only tiers this
+    // SAFETY: the program and every buffer were checked above; `on_tier!` runs only tiers this
     // machine supports.
-    match crate::isa::checked(tier) {
-        #[cfg(target_arch = "x86_64")]
-        Tier::Avx512 => unsafe { avx512(made, t, inverse, naive, rows, rt, io, s) },
-        #[cfg(target_arch = "x86_64")]
-        Tier::Avx2Fma => unsafe { avx2(made, t, inverse, naive, rows, rt, io, s) },
-        #[cfg(target_arch = "aarch64")]
-        Tier::Neon => unsafe { neon(made, t, inverse, naive, rows, rt, io, s) },
-        _ => unsafe { drive::<crate::simd::Portable>(made, t, inverse, naive, rows, rt, io, s) },
-    }
+    on_tier!(tier, S => unsafe { S::drive(made, t, inverse, naive, rows, rt, io, s) })
 }
 
 /// The per-tier kernels the drivers call: each is compiled once per tier, as a non-inlined
@@ -686,6 +663,28 @@ fn run(
 /// over the tier, the register block and the activation), they made this file take minutes to
 /// compile; one call per group of units costs little next to the group's dot products.
 trait Kernels: Simd {
+    /// [`drive`] with the tier's target features: the MAF entry point.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn drive(
+        m: &Made,
+        t: &Elementwise,
+        inv: bool,
+        naive: bool,
+        rows: usize,
+        rt: usize,
+        io: Io,
+        s: *mut f32,
+    );
+    /// [`coupling_drive`] with the tier's target features: the coupling entry point.
+    unsafe fn coupling_drive(
+        n: &Coupling,
+        t: &Elementwise,
+        inv: bool,
+        rows: usize,
+        rt: usize,
+        io: Io,
+        s: *mut f32,
+    );
     unsafe fn masked(a: MaskedArgs);
     unsafe fn map(a: MapArgs);
     unsafe fn transform(t: &Elementwise, inverse: bool, ld: bool, k: usize, l: &Layout);
@@ -722,6 +721,59 @@ struct MapArgs {
 macro_rules! kernels {
     ($t:ty, $rv:literal, $ub:literal $(, $feat:literal)?) => {
         impl Kernels for $t {
+            #[inline(always)]
+            unsafe fn drive(
+                m: &Made,
+                t: &Elementwise,
+                inv: bool,
+                naive: bool,
+                rows: usize,
+                rt: usize,
+                io: Io,
+                s: *mut f32,
+            ) {
+                $(#[target_feature(enable = $feat)])?
+                #[inline(never)]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn f(
+                    m: &Made,
+                    t: &Elementwise,
+                    inv: bool,
+                    naive: bool,
+                    rows: usize,
+                    rt: usize,
+                    io: Io,
+                    s: *mut f32,
+                ) {
+                    unsafe { drive::<$t>(m, t, inv, naive, rows, rt, io, s) }
+                }
+                unsafe { f(m, t, inv, naive, rows, rt, io, s) }
+            }
+            #[inline(always)]
+            unsafe fn coupling_drive(
+                n: &Coupling,
+                t: &Elementwise,
+                inv: bool,
+                rows: usize,
+                rt: usize,
+                io: Io,
+                s: *mut f32,
+            ) {
+                $(#[target_feature(enable = $feat)])?
+                #[inline(never)]
+                unsafe fn f(
+                    n: &Coupling,
+                    t: &Elementwise,
+                    inv: bool,
+                    rows: usize,
+                    rt: usize,
+                    io: Io,
+                    s: *mut f32,
+                ) {
+                    unsafe { coupling_drive::<$t>(n, t, inv, rows, rt, io, s) }
+                }
+                unsafe { f(n, t, inv, rows, rt, io, s) }
+            }
             #[inline(always)]
             unsafe fn masked(a: MaskedArgs) {
                 $(#[target_feature(enable = $feat)])?
@@ -2056,56 +2108,9 @@ pub fn coupling(
         ls,
     };
     let s = scratch.as_mut_ptr();
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn avx512(
-        n: &Coupling,
-        t: &Elementwise,
-        inv: bool,
-        rows: usize,
-        rt: usize,
-        io: Io,
-        s: *mut f32,
-    ) {
-        unsafe { coupling_drive::<crate::simd::Avx512>(n, t, inv, rows, rt, io, s) }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(
-        n: &Coupling,
-        t: &Elementwise,
-        inv: bool,
-        rows: usize,
-        rt: usize,
-        io: Io,
-        s: *mut f32,
-    ) {
-        unsafe { coupling_drive::<crate::simd::Avx2>(n, t, inv, rows, rt, io, s) }
-    }
-    #[cfg(target_arch = "aarch64")]
-    #[target_feature(enable = "neon")]
-    unsafe fn neon(
-        n: &Coupling,
-        t: &Elementwise,
-        inv: bool,
-        rows: usize,
-        rt: usize,
-        io: Io,
-        s: *mut f32,
-    ) {
-        unsafe { coupling_drive::<crate::simd::Neon>(n, t, inv, rows, rt, io, s) }
-    }
-    // SAFETY: the net and every buffer were checked above; `checked` returns only tiers this
+    // SAFETY: the net and every buffer were checked above; `on_tier!` runs only tiers this
     // machine supports.
-    match crate::isa::checked(tier) {
-        #[cfg(target_arch = "x86_64")]
-        Tier::Avx512 => unsafe { avx512(net, t, inverse, rows, rt, io, s) },
-        #[cfg(target_arch = "x86_64")]
-        Tier::Avx2Fma => unsafe { avx2(net, t, inverse, rows, rt, io, s) },
-        #[cfg(target_arch = "aarch64")]
-        Tier::Neon => unsafe { neon(net, t, inverse, rows, rt, io, s) },
-        _ => unsafe { coupling_drive::<crate::simd::Portable>(net, t, inverse, rows, rt, io, s) },
-    }
+    on_tier!(tier, S => unsafe { S::coupling_drive(net, t, inverse, rows, rt, io, s) })
 }
 
 /// The scratch of a coupling sub-tile (`[unit][rt]` arrays).
