@@ -234,6 +234,55 @@ fn elementwise_tokens(
     }
 }
 
+/// The buffers and direction of a MAF or coupling step.
+struct Call<'a> {
+    x: &'a Buf,
+    ctx: &'a Option<Buf>,
+    y: &'a Buf,
+    logdet: &'a Option<Buf>,
+    inverse: bool,
+}
+
+/// A MAF or coupling step: its program `(ident, value)` built once per call, its elementwise
+/// transform as a constant, and the call of `runtime::flow::KERNEL` (`maf` or `coupling`, which
+/// take the same arguments).
+#[allow(clippy::too_many_arguments)]
+fn transform_call(
+    fl: &TokenStream,
+    i: usize,
+    (id, program): (Ident, TokenStream),
+    kernel: Ident,
+    elementwise: &ElementwisePlan,
+    c: &Call,
+    buf: &dyn Fn(&Buf) -> (Ident, Literal),
+    setup: &mut Vec<TokenStream>,
+    consts: &mut Vec<TokenStream>,
+    body: &mut Vec<TokenStream>,
+) {
+    setup.push(quote!(let #id = #program;));
+    let (t, value) = elementwise_tokens(fl, i, elementwise);
+    consts.push(quote! {
+        const #t: #fl::Elementwise = #value;
+    });
+    let ((xb, xs), (yb, ys)) = (buf(c.x), buf(c.y));
+    let (cb, cs) = match c.ctx {
+        Some(c) => {
+            let (cb, cs) = buf(c);
+            (quote!(&#cb[..]), quote!(#cs))
+        }
+        None => (quote!(&[]), quote!(0)),
+    };
+    let ld = match c.logdet {
+        Some(l) => {
+            let (lb, ls) = buf(l);
+            quote!(Some((&mut #lb[..], #ls)))
+        }
+        None => quote!(None),
+    };
+    let inverse = c.inverse;
+    body.push(quote!(#fl::#kernel(tier, &#id, &#t, #inverse, n, &#xb[..], #xs, #cb, #cs, &mut #yb[..], #ys, #ld, &mut *flow_scratch);));
+}
+
 /// Emits step `i` (a flow step): setup items into `setup`, constants into `consts`, the call into
 /// `body`.
 #[allow(clippy::too_many_arguments)]
@@ -285,29 +334,26 @@ pub fn step(
             made,
             elementwise,
         } => {
-            let id = format_ident!("made{}", i);
-            let m = made_tokens(rt, made, w);
-            setup.push(quote!(let #id = #m;));
-            let (t, value) = elementwise_tokens(&fl, i, elementwise);
-            consts.push(quote! {
-                const #t: #fl::Elementwise = #value;
-            });
-            let ((xb, xs), (yb, ys)) = (buf(x), buf(y));
-            let (cb, cs) = match ctx {
-                Some(c) => {
-                    let (cb, cs) = buf(c);
-                    (quote!(&#cb[..]), quote!(#cs))
-                }
-                None => (quote!(&[]), quote!(0)),
+            let program = (format_ident!("made{}", i), made_tokens(rt, made, w));
+            let call = Call {
+                x,
+                ctx,
+                y,
+                logdet,
+                inverse: *inverse,
             };
-            let ld = match logdet {
-                Some(l) => {
-                    let (lb, ls) = buf(l);
-                    quote!(Some((&mut #lb[..], #ls)))
-                }
-                None => quote!(None),
-            };
-            body.push(quote!(#fl::maf(tier, &#id, &#t, #inverse, n, &#xb[..], #xs, #cb, #cs, &mut #yb[..], #ys, #ld, &mut *flow_scratch);));
+            transform_call(
+                &fl,
+                i,
+                program,
+                format_ident!("maf"),
+                elementwise,
+                &call,
+                buf,
+                setup,
+                consts,
+                body,
+            );
         }
         FlowStep::Coupling {
             x,
@@ -318,29 +364,26 @@ pub fn step(
             net,
             elementwise,
         } => {
-            let id = format_ident!("coupling{}", i);
-            let n = net_tokens(rt, net, w);
-            setup.push(quote!(let #id = #n;));
-            let (t, value) = elementwise_tokens(&fl, i, elementwise);
-            consts.push(quote! {
-                const #t: #fl::Elementwise = #value;
-            });
-            let ((xb, xs), (yb, ys)) = (buf(x), buf(y));
-            let (cb, cs) = match ctx {
-                Some(c) => {
-                    let (cb, cs) = buf(c);
-                    (quote!(&#cb[..]), quote!(#cs))
-                }
-                None => (quote!(&[]), quote!(0)),
+            let program = (format_ident!("coupling{}", i), net_tokens(rt, net, w));
+            let call = Call {
+                x,
+                ctx,
+                y,
+                logdet,
+                inverse: *inverse,
             };
-            let ld = match logdet {
-                Some(l) => {
-                    let (lb, ls) = buf(l);
-                    quote!(Some((&mut #lb[..], #ls)))
-                }
-                None => quote!(None),
-            };
-            body.push(quote!(#fl::coupling(tier, &#id, &#t, #inverse, n, &#xb[..], #xs, #cb, #cs, &mut #yb[..], #ys, #ld, &mut *flow_scratch);));
+            transform_call(
+                &fl,
+                i,
+                program,
+                format_ident!("coupling"),
+                elementwise,
+                &call,
+                buf,
+                setup,
+                consts,
+                body,
+            );
         }
         FlowStep::LuLinear {
             src,
