@@ -405,6 +405,26 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// AVX2 and AVX-512 results (`(tier, first, second)` per tier) agree bit for bit, when the
+/// machine has both; `what` names the two results.
+fn avx_tiers_agree(by_tier: &[(Tier, Vec<f32>, Vec<f32>)], what: [&str; 2]) {
+    let avx = |t: Tier| by_tier.iter().find(|b| b.0 == t);
+    if let (Some(a), Some(b)) = (avx(Tier::Avx512), avx(Tier::Avx2Fma)) {
+        assert_eq!(
+            bits(&a.1),
+            bits(&b.1),
+            "AVX2 and AVX-512 {} differ",
+            what[0]
+        );
+        assert_eq!(
+            bits(&a.2),
+            bits(&b.2),
+            "AVX2 and AVX-512 {} differ",
+            what[1]
+        );
+    }
+}
+
 #[test]
 fn maf_matches_f64_reference_and_sweep_equals_d_passes_on_every_tier() {
     let mut rng = Rng::new(7);
@@ -516,11 +536,7 @@ fn maf_matches_f64_reference_and_sweep_equals_d_passes_on_every_tier() {
                 }
                 by_tier.push((tier, y, xi));
             }
-            let avx = |t: Tier| by_tier.iter().find(|b| b.0 == t);
-            if let (Some(a), Some(b)) = (avx(Tier::Avx512), avx(Tier::Avx2Fma)) {
-                assert_eq!(bits(&a.1), bits(&b.1), "AVX2 and AVX-512 forward differ");
-                assert_eq!(bits(&a.2), bits(&b.2), "AVX2 and AVX-512 inverse differ");
-            }
+            avx_tiers_agree(&by_tier, ["forward", "inverse"]);
         });
     }
 }
@@ -631,19 +647,7 @@ fn spline_maf_sweep_equals_d_passes_and_inverts_on_every_tier() {
                 }
                 by_tier.push((tier, xi, ldf));
             }
-            let avx = |t: Tier| by_tier.iter().find(|b| b.0 == t);
-            if let (Some(a), Some(b)) = (avx(Tier::Avx512), avx(Tier::Avx2Fma)) {
-                assert_eq!(
-                    bits(&a.1),
-                    bits(&b.1),
-                    "AVX2 and AVX-512 spline inverse differ"
-                );
-                assert_eq!(
-                    bits(&a.2),
-                    bits(&b.2),
-                    "AVX2 and AVX-512 spline log-det differ"
-                );
-            }
+            avx_tiers_agree(&by_tier, ["spline inverse", "spline log-det"]);
         });
     }
 }
@@ -932,19 +936,10 @@ fn affine_scale_and_shift_variants_match_f64_on_every_tier() {
                     }
                     by_tier.push((tier, y, xi));
                 }
-                let avx = |t: Tier| by_tier.iter().find(|b| b.0 == t);
-                if let (Some(a), Some(b)) = (avx(Tier::Avx512), avx(Tier::Avx2Fma)) {
-                    assert_eq!(
-                        bits(&a.1),
-                        bits(&b.1),
-                        "{name}: AVX2 and AVX-512 forward differ"
-                    );
-                    assert_eq!(
-                        bits(&a.2),
-                        bits(&b.2),
-                        "{name}: AVX2 and AVX-512 inverse differ"
-                    );
-                }
+                avx_tiers_agree(
+                    &by_tier,
+                    [&format!("{name}: forward"), &format!("{name}: inverse")],
+                );
             }
         });
     }

@@ -149,23 +149,18 @@ fn transforms(spec: &mut Value) -> &mut Value {
 }
 
 /// log p(x) from the sampling map: x = S(z) ⇒ log p(x) = log N(z) − log|det ∂S/∂z| (the
-/// Jacobian by central differences, in f64).
-#[test]
-fn reference_sampling_and_log_density_agree_through_the_change_of_variables() {
-    let d = tempfile::tempdir().unwrap();
-    let sample = transpiler::load(flow(d.path(), "fs", "sample", |_, _| {})).unwrap();
-    let density = transpiler::load(flow(d.path(), "fl", "log_prob", |_, _| {})).unwrap();
+/// Jacobian by central differences with step `h`, in f64); `density`'s value at each point
+/// `(z, context)` must agree within `tol`.
+fn assert_change_of_variables(
+    sample: &transpiler::ValidModel,
+    density: &transpiler::ValidModel,
+    points: &[([f64; D], [f64; C])],
+    h: f64,
+    tol: f64,
+) {
     let eval = transpiler::reference::eval_row;
-    for (k, (z, c)) in [
-        ([0.3, -1.2, 0.7], [0.5, -0.2]),
-        ([-1.5, 0.1, 2.0], [-1.0, 1.3]),
-        ([0.0, 0.0, 0.0], [0.0, 0.0]),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (k, &(z, c)) in points.iter().enumerate() {
         let x = eval(sample.model(), &c, &z).unwrap();
-        let h = 1e-5;
         let mut jac = [[0.0f64; D]; D];
         for j in 0..D {
             let (mut zp, mut zm) = (z, z);
@@ -188,10 +183,29 @@ fn reference_sampling_and_log_density_agree_through_the_change_of_variables() {
         let input: Vec<f64> = x.iter().copied().chain(c).collect();
         let got = eval(density.model(), &input, &[]).unwrap()[0];
         assert!(
-            (got - want).abs() < 1e-6,
+            (got - want).abs() < tol,
             "point {k}: log_prob {got} vs change of variables {want}"
         );
     }
+}
+
+/// The demo flow through the change of variables.
+#[test]
+fn reference_sampling_and_log_density_agree_through_the_change_of_variables() {
+    let d = tempfile::tempdir().unwrap();
+    let sample = transpiler::load(flow(d.path(), "fs", "sample", |_, _| {})).unwrap();
+    let density = transpiler::load(flow(d.path(), "fl", "log_prob", |_, _| {})).unwrap();
+    assert_change_of_variables(
+        &sample,
+        &density,
+        &[
+            ([0.3, -1.2, 0.7], [0.5, -0.2]),
+            ([-1.5, 0.1, 2.0], [-1.0, 1.3]),
+            ([0.0, 0.0, 0.0], [0.0, 0.0]),
+        ],
+        1e-5,
+        1e-6,
+    );
 }
 
 #[test]
@@ -417,43 +431,17 @@ fn lu_linear_and_affine_variants_in_reference_and_codegen() {
     let d = tempfile::tempdir().unwrap();
     let sample = transpiler::load(flow(d.path(), "vs", "sample", lu_and_variants)).unwrap();
     let density = transpiler::load(flow(d.path(), "vl", "log_prob", lu_and_variants)).unwrap();
-    let eval = transpiler::reference::eval_row;
-    for (k, (z, c)) in [
-        ([0.3, -1.2, 0.7], [0.5, -0.2]),
-        ([-1.5, 0.1, 2.0], [-1.0, 1.3]),
-        ([0.9, 0.4, -0.3], [0.2, 0.0]),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let x = eval(sample.model(), &c, &z).unwrap();
-        let h = 1e-6;
-        let mut jac = [[0.0f64; D]; D];
-        for j in 0..D {
-            let (mut zp, mut zm) = (z, z);
-            zp[j] += h;
-            zm[j] -= h;
-            let (xp, xm) = (
-                eval(sample.model(), &c, &zp).unwrap(),
-                eval(sample.model(), &c, &zm).unwrap(),
-            );
-            for i in 0..D {
-                jac[i][j] = (xp[i] - xm[i]) / (2.0 * h);
-            }
-        }
-        let det = jac[0][0] * (jac[1][1] * jac[2][2] - jac[1][2] * jac[2][1])
-            - jac[0][1] * (jac[1][0] * jac[2][2] - jac[1][2] * jac[2][0])
-            + jac[0][2] * (jac[1][0] * jac[2][1] - jac[1][1] * jac[2][0]);
-        let log_n: f64 =
-            z.iter().map(|v| -0.5 * v * v).sum::<f64>() - 1.5 * std::f64::consts::TAU.ln();
-        let want = log_n - det.abs().ln();
-        let input: Vec<f64> = x.iter().copied().chain(c).collect();
-        let got = eval(density.model(), &input, &[]).unwrap()[0];
-        assert!(
-            (got - want).abs() < 1e-5,
-            "point {k}: log_prob {got} vs change of variables {want}"
-        );
-    }
+    assert_change_of_variables(
+        &sample,
+        &density,
+        &[
+            ([0.3, -1.2, 0.7], [0.5, -0.2]),
+            ([-1.5, 0.1, 2.0], [-1.0, 1.3]),
+            ([0.9, 0.4, -0.3], [0.2, 0.0]),
+        ],
+        1e-6,
+        1e-5,
+    );
     for m in [&sample, &density] {
         let code = transpiler::generate(m, &quote::quote!(::runtime)).0;
         syn::parse_file(&code).unwrap();
@@ -615,44 +603,18 @@ fn spline_flows_in_reference_and_codegen() {
     let d = tempfile::tempdir().unwrap();
     let sample = transpiler::load(flow(d.path(), "ss", "sample", splines)).unwrap();
     let density = transpiler::load(flow(d.path(), "sl", "log_prob", splines)).unwrap();
-    let eval = transpiler::reference::eval_row;
     // Points inside and outside the splines' intervals.
-    for (k, (z, c)) in [
-        ([0.3, -1.2, 0.7], [0.5, -0.2]),
-        ([-1.9, 0.1, 2.6], [-1.0, 1.3]),
-        ([0.9, 0.4, -0.3], [0.2, 0.0]),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let x = eval(sample.model(), &c, &z).unwrap();
-        let h = 1e-6;
-        let mut jac = [[0.0f64; D]; D];
-        for j in 0..D {
-            let (mut zp, mut zm) = (z, z);
-            zp[j] += h;
-            zm[j] -= h;
-            let (xp, xm) = (
-                eval(sample.model(), &c, &zp).unwrap(),
-                eval(sample.model(), &c, &zm).unwrap(),
-            );
-            for i in 0..D {
-                jac[i][j] = (xp[i] - xm[i]) / (2.0 * h);
-            }
-        }
-        let det = jac[0][0] * (jac[1][1] * jac[2][2] - jac[1][2] * jac[2][1])
-            - jac[0][1] * (jac[1][0] * jac[2][2] - jac[1][2] * jac[2][0])
-            + jac[0][2] * (jac[1][0] * jac[2][1] - jac[1][1] * jac[2][0]);
-        let log_n: f64 =
-            z.iter().map(|v| -0.5 * v * v).sum::<f64>() - 1.5 * std::f64::consts::TAU.ln();
-        let want = log_n - det.abs().ln();
-        let input: Vec<f64> = x.iter().copied().chain(c).collect();
-        let got = eval(density.model(), &input, &[]).unwrap()[0];
-        assert!(
-            (got - want).abs() < 1e-5,
-            "point {k}: log_prob {got} vs change of variables {want}"
-        );
-    }
+    assert_change_of_variables(
+        &sample,
+        &density,
+        &[
+            ([0.3, -1.2, 0.7], [0.5, -0.2]),
+            ([-1.9, 0.1, 2.6], [-1.0, 1.3]),
+            ([0.9, 0.4, -0.3], [0.2, 0.0]),
+        ],
+        1e-6,
+        1e-5,
+    );
     for m in [&sample, &density] {
         let code = transpiler::generate(m, &quote::quote!(::runtime)).0;
         syn::parse_file(&code).unwrap();
@@ -776,43 +738,17 @@ fn coupling_layers_in_reference_and_codegen() {
     let d = tempfile::tempdir().unwrap();
     let sample = transpiler::load(flow(d.path(), "cs", "sample", couplings)).unwrap();
     let density = transpiler::load(flow(d.path(), "cl", "log_prob", couplings)).unwrap();
-    let eval = transpiler::reference::eval_row;
-    for (k, (z, c)) in [
-        ([0.3, -1.2, 0.7], [0.5, -0.2]),
-        ([-1.5, 0.1, 2.5], [-1.0, 1.3]),
-        ([0.9, 0.4, -0.3], [0.2, 0.0]),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let x = eval(sample.model(), &c, &z).unwrap();
-        let h = 1e-6;
-        let mut jac = [[0.0f64; D]; D];
-        for j in 0..D {
-            let (mut zp, mut zm) = (z, z);
-            zp[j] += h;
-            zm[j] -= h;
-            let (xp, xm) = (
-                eval(sample.model(), &c, &zp).unwrap(),
-                eval(sample.model(), &c, &zm).unwrap(),
-            );
-            for i in 0..D {
-                jac[i][j] = (xp[i] - xm[i]) / (2.0 * h);
-            }
-        }
-        let det = jac[0][0] * (jac[1][1] * jac[2][2] - jac[1][2] * jac[2][1])
-            - jac[0][1] * (jac[1][0] * jac[2][2] - jac[1][2] * jac[2][0])
-            + jac[0][2] * (jac[1][0] * jac[2][1] - jac[1][1] * jac[2][0]);
-        let log_n: f64 =
-            z.iter().map(|v| -0.5 * v * v).sum::<f64>() - 1.5 * std::f64::consts::TAU.ln();
-        let want = log_n - det.abs().ln();
-        let input: Vec<f64> = x.iter().copied().chain(c).collect();
-        let got = eval(density.model(), &input, &[]).unwrap()[0];
-        assert!(
-            (got - want).abs() < 1e-5,
-            "point {k}: log_prob {got} vs change of variables {want}"
-        );
-    }
+    assert_change_of_variables(
+        &sample,
+        &density,
+        &[
+            ([0.3, -1.2, 0.7], [0.5, -0.2]),
+            ([-1.5, 0.1, 2.5], [-1.0, 1.3]),
+            ([0.9, 0.4, -0.3], [0.2, 0.0]),
+        ],
+        1e-6,
+        1e-5,
+    );
     for m in [&sample, &density] {
         let code = transpiler::generate(m, &quote::quote!(::runtime)).0;
         syn::parse_file(&code).unwrap();
