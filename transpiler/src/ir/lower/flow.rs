@@ -208,6 +208,35 @@ impl Fields<'_> {
         }
     }
 
+    /// A list field: each element through `item` (with its path `key[i]`); every element is
+    /// checked, so all problems are reported.
+    fn o_list<T>(
+        &mut self,
+        o: &mut Obj,
+        key: &'static str,
+        what: &str,
+        mut item: impl FnMut(&mut Self, &str, &Value) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let path = o.path.clone();
+        match self.req(o, key, what)? {
+            Value::Array(a) => {
+                let items: Vec<Option<T>> = a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| item(self, &format!("{path}.{key}[{i}]"), v))
+                    .collect();
+                items.into_iter().collect()
+            }
+            other => {
+                self.problem(
+                    format!("{path}: field \"{key}\" must be a list, found {other}"),
+                    DOC,
+                );
+                None
+            }
+        }
+    }
+
     fn o_activation(&mut self, o: &mut Obj, key: &'static str) -> Option<Activation> {
         let v = self.req(o, key, "an activation object such as {\"kind\": \"relu\"}")?;
         self.activation_value(v.clone())
@@ -679,24 +708,12 @@ impl Fields<'_> {
                 }
             }
         };
-        let blocks = match self.req(&mut o, "blocks", "the hidden blocks (may be empty)") {
-            Some(Value::Array(a)) => {
-                let bs: Vec<Option<MadeBlock>> = a
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| self.block(&format!("{path}.blocks[{i}]"), b, kind))
-                    .collect();
-                bs.into_iter().collect::<Option<Vec<_>>>()
-            }
-            Some(other) => {
-                self.problem(
-                    format!("{path}: field \"blocks\" must be a list, found {other}"),
-                    DOC,
-                );
-                None
-            }
-            None => None,
-        };
+        let blocks = self.o_list(
+            &mut o,
+            "blocks",
+            "the hidden blocks (may be empty)",
+            |s, p, b| s.block(p, b, kind),
+        );
         let final_layer = self
             .req(&mut o, "final", "the output masked layer")
             .and_then(|v| self.masked_linear(&format!("{path}.final"), v, false));
@@ -723,24 +740,12 @@ impl Fields<'_> {
                 "the initial layer on [identity features, context]",
             )
             .and_then(|v| self.linear(&format!("{path}.initial"), v));
-        let blocks = match self.req(&mut o, "blocks", "the residual blocks (may be empty)") {
-            Some(Value::Array(a)) => {
-                let bs: Vec<Option<ResidualNetBlock>> = a
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| self.net_block(&format!("{path}.blocks[{i}]"), b))
-                    .collect();
-                bs.into_iter().collect::<Option<Vec<_>>>()
-            }
-            Some(other) => {
-                self.problem(
-                    format!("{path}: field \"blocks\" must be a list, found {other}"),
-                    DOC,
-                );
-                None
-            }
-            None => None,
-        };
+        let blocks = self.o_list(
+            &mut o,
+            "blocks",
+            "the residual blocks (may be empty)",
+            |s, p, b| s.net_block(p, b),
+        );
         let final_layer = self
             .req(&mut o, "final", "the output layer")
             .and_then(|v| self.linear(&format!("{path}.final"), v));
